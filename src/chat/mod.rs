@@ -1,0 +1,7 @@
+//! Real-time chat: the legacy WebSocket JSON, the local room hub and the per-socket consumer.
+
+pub mod frame;
+pub mod hub;
+pub mod room_name;
+
+pub use room_name::RoomName;

@@ -1,0 +1,204 @@
+//! Settings read once from the environment, with the legacy `settings.py` names and defaults
+//! (COMPAT §1). A bad value is a startup error that names the variable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::db::url::{DatabaseUrl, DatabaseUrlError};
+
+/// The legacy app's literal development key: keeping it as our default means cookies issued by a
+/// default-configured Django keep working.
+pub const DEFAULT_SECRET_KEY: &str =
+    "django-insecure-dev-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:///db.sqlite3";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+pub const DEFAULT_ALLOWED_HOSTS: &str = "localhost,127.0.0.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {source}")]
+    DatabaseUrl {
+        var: &'static str,
+        #[source]
+        source: DatabaseUrlError,
+    },
+    #[error("{var}: expected one of {expected}, got {got:?}")]
+    Choice {
+        var: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("{var}: {message}")]
+    Invalid { var: &'static str, message: String },
+}
+
+/// Which channel layer to run (`CHANNEL_LAYER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelLayerChoice {
+    /// Unset: Redis at `REDIS_URL` if it answers at startup, else in-process with a warning.
+    Auto,
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub secret_key: String,
+    /// True when `DJANGO_SECRET_KEY` was not set and the insecure legacy literal is in use.
+    pub secret_key_is_default: bool,
+    pub secret_key_fallbacks: Vec<String>,
+    pub debug: bool,
+    pub allowed_hosts: Vec<String>,
+    pub csrf_trusted_origins: Vec<String>,
+    pub database_url: DatabaseUrl,
+    pub redis_url: String,
+    pub channel_layer: ChannelLayerChoice,
+    /// `FERROCHAT_TEMPLATES_DIR`: a team's own ported templates, loaded instead of the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// `FERROCHAT_STATIC_DIR`: served at `/static/` instead of the built-in legacy files.
+    pub static_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Reads the process environment; relative SQLite paths resolve against the working directory.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let cwd = std::env::current_dir().map_err(|e| ConfigError::Invalid {
+            var: "DATABASE_URL",
+            message: format!("cannot read the working directory: {e}"),
+        })?;
+        Settings::from_vars(&vars, &cwd)
+    }
+
+    /// Parses settings from an explicit variable map (tests use this; `from_env` wraps it).
+    pub fn from_vars(vars: &HashMap<String, String>, base_dir: &Path) -> Result<Settings, ConfigError> {
+        let get = |name: &str| vars.get(name).map(String::as_str);
+
+        let (secret_key, secret_key_is_default) = match get("DJANGO_SECRET_KEY") {
+            Some(key) if !key.is_empty() => (key.to_owned(), false),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "DJANGO_SECRET_KEY",
+                    message: "must not be empty".into(),
+                });
+            }
+            None => (DEFAULT_SECRET_KEY.to_owned(), true),
+        };
+
+        let database_url_raw = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL);
+        let database_url = DatabaseUrl::parse(database_url_raw, base_dir).map_err(|source| {
+            ConfigError::DatabaseUrl { var: "DATABASE_URL", source }
+        })?;
+
+        let channel_layer = match get("CHANNEL_LAYER").map(|v| v.trim().to_ascii_lowercase()) {
+            None => ChannelLayerChoice::Auto,
+            Some(v) if v.is_empty() || v == "auto" => ChannelLayerChoice::Auto,
+            Some(v) if v == "memory" => ChannelLayerChoice::Memory,
+            Some(v) if v == "redis" => ChannelLayerChoice::Redis,
+            Some(v) => {
+                return Err(ConfigError::Choice {
+                    var: "CHANNEL_LAYER",
+                    expected: "memory, redis (or unset for auto)",
+                    got: v,
+                });
+            }
+        };
+
+        let redis_url = get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned();
+        if !(redis_url.starts_with("redis://")
+            || redis_url.starts_with("rediss://")
+            || redis_url.starts_with("unix://")
+            || redis_url.starts_with("redis+unix://"))
+        {
+            return Err(ConfigError::Invalid {
+                var: "REDIS_URL",
+                message: format!("{redis_url:?} is not a redis:// URL"),
+            });
+        }
+
+        Ok(Settings {
+            secret_key,
+            secret_key_is_default,
+            secret_key_fallbacks: env_list(get("DJANGO_SECRET_KEY_FALLBACKS").unwrap_or("")),
+            debug: env_bool(get("DJANGO_DEBUG").unwrap_or("1")),
+            allowed_hosts: env_list(get("DJANGO_ALLOWED_HOSTS").unwrap_or(DEFAULT_ALLOWED_HOSTS)),
+            csrf_trusted_origins: env_list(get("DJANGO_CSRF_TRUSTED_ORIGINS").unwrap_or("")),
+            database_url,
+            redis_url,
+            channel_layer,
+            templates_dir: get("FERROCHAT_TEMPLATES_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            static_dir: get("FERROCHAT_STATIC_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+        })
+    }
+}
+
+/// `settings.py env_bool`: true for 1/true/yes/on after strip + lower-case.
+fn env_bool(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// `settings.py env_list`: comma-split, items stripped, empty items dropped.
+fn env_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_vars(&vars, Path::new("/srv/app"))
+    }
+
+    #[test]
+    fn defaults_match_the_legacy_settings() {
+        let s = settings(&[]).expect("defaults parse");
+        assert_eq!(s.secret_key, DEFAULT_SECRET_KEY);
+        assert!(s.secret_key_is_default);
+        assert!(s.debug);
+        assert_eq!(s.allowed_hosts, vec!["localhost", "127.0.0.1"]);
+        assert!(s.csrf_trusted_origins.is_empty());
+        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(s.channel_layer, ChannelLayerChoice::Auto);
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite { path: PathBuf::from("/srv/app/db.sqlite3") }
+        );
+    }
+
+    #[test]
+    fn booleans_and_lists_follow_settings_py() {
+        let s = settings(&[
+            ("DJANGO_DEBUG", " Off "),
+            ("DJANGO_ALLOWED_HOSTS", " a.example , ,b.example,"),
+        ])
+        .expect("parse");
+        assert!(!s.debug);
+        assert_eq!(s.allowed_hosts, vec!["a.example", "b.example"]);
+        assert!(settings(&[("DJANGO_DEBUG", "YES")]).expect("parse").debug);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = settings(&[("CHANNEL_LAYER", "kafka")]).expect_err("must fail");
+        assert!(err.to_string().starts_with("CHANNEL_LAYER:"), "{err}");
+        let err = settings(&[("DATABASE_URL", "oracle://x/y")]).expect_err("must fail");
+        assert!(err.to_string().starts_with("DATABASE_URL:"), "{err}");
+        let err = settings(&[("REDIS_URL", "http://x")]).expect_err("must fail");
+        assert!(err.to_string().starts_with("REDIS_URL:"), "{err}");
+    }
+
+    #[test]
+    fn channel_layer_choices() {
+        assert_eq!(settings(&[("CHANNEL_LAYER", "Memory")]).expect("ok").channel_layer, ChannelLayerChoice::Memory);
+        assert_eq!(settings(&[("CHANNEL_LAYER", "redis")]).expect("ok").channel_layer, ChannelLayerChoice::Redis);
+    }
+}

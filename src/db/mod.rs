@@ -1,0 +1,230 @@
+//! Storage: one enum over the three sqlx pools, with SQL per backend next to the method using it.
+//!
+//! `sqlx::Any` cannot decode Django's `bool`/`datetime` columns and does not rewrite placeholders
+//! (reference/crates.md §3), so every query is written once per backend (`?` vs `$1`) and each arm
+//! uses its native driver. The database is the one a Django deployment of the legacy app uses:
+//! same schema (`schema`), same datetime storage (`datetime`), same lookups (`users`).
+
+pub mod datetime;
+pub mod messages;
+pub mod rooms;
+pub mod sessions;
+pub mod schema;
+pub mod url;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+pub use schema::{MigrateReport, Migration, SchemaMismatch, SchemaState};
+pub use url::DatabaseUrl;
+pub use users::{NewUser, User};
+
+/// How long the first connection may take before `connect` gives up: an unreachable database
+/// fails startup in seconds with the real cause, instead of hanging.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a query waits for a pooled connection (sqlx keeps retrying a refused connection
+/// within this window, so a database restart is ridden out).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The first connection failed: wrong host/port, credentials, missing database, timeout.
+    #[error("cannot connect to the database {url}: {cause}")]
+    Unreachable {
+        /// The URL with its password redacted.
+        url: String,
+        #[source]
+        cause: sqlx::Error,
+    },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// `auth_user.username` is unique; on MySQL/MariaDB the collation makes it case-insensitive.
+    #[error("a user with that username already exists")]
+    UsernameTaken,
+    #[error("no user with id {id}")]
+    UserNotFound { id: i64 },
+    /// `migrate` refused to touch the database; nothing was changed.
+    #[error("refusing to migrate: {0}")]
+    SchemaMismatch(#[from] SchemaMismatch),
+    /// A statement of `migrate` failed; `outcome` says what state the database was left in.
+    #[error("migrate failed at `{statement}`: {cause}. {outcome}")]
+    MigrateFailed {
+        statement: String,
+        #[source]
+        cause: sqlx::Error,
+        outcome: String,
+    },
+    /// Another `migrate` holds the database's migration lock.
+    #[error("migrate is busy: {detail}")]
+    Locked { detail: String },
+    /// A stored value Django could not have written (e.g. unparsable SQLite datetime text).
+    #[error("unexpected value in {column}: {detail}")]
+    InvalidData {
+        column: &'static str,
+        detail: String,
+    },
+}
+
+/// Pool sizing; `Db::connect` uses the defaults.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Upper bound of pooled connections (PostgreSQL/MySQL). Django opens one per worker thread.
+    pub max_connections: u32,
+    /// SQLite has one writer at a time; a few connections serve concurrent readers.
+    pub sqlite_max_connections: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 10,
+            sqlite_max_connections: 4,
+        }
+    }
+}
+
+/// A pool on the database the legacy Django app uses.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+impl Db {
+    /// Opens a pool with default sizes; see [`Db::connect_with`].
+    pub async fn connect(url: &DatabaseUrl) -> Result<Db, DbError> {
+        Db::connect_with(url, &DbOptions::default()).await
+    }
+
+    /// Opens a pool and proves the database answers (one real connection, within
+    /// [`CONNECT_TIMEOUT`]), so a wrong URL fails here with the driver's own reason.
+    ///
+    /// - SQLite: the file is created if missing (an empty database `migrate` can fill), foreign
+    ///   keys ON and a 5 s busy timeout (sqlx defaults, as Django's connection), and the
+    ///   `journal_mode` is left as it is: switching a shared Django database to WAL behind Django's
+    ///   back would be a permanent change to its file.
+    /// - MySQL/MariaDB: sqlx's defaults `SET NAMES utf8mb4` and `time_zone='+00:00'`, so
+    ///   `datetime(6)` values are naive UTC as Django writes them.
+    pub async fn connect_with(url: &DatabaseUrl, options: &DbOptions) -> Result<Db, DbError> {
+        let unreachable = |cause| DbError::Unreachable {
+            url: url.redacted(),
+            cause,
+        };
+        match url {
+            DatabaseUrl::Sqlite { path } => {
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true);
+                probe(&opts).await.map_err(unreachable)?;
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.sqlite_max_connections.max(1))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy_with(opts);
+                Ok(Db::Sqlite(pool))
+            }
+            DatabaseUrl::SqliteMemory => {
+                // Every SQLite connection to ":memory:" is its own database: keep exactly one,
+                // forever, so the data outlives the query that wrote it.
+                let opts = SqliteConnectOptions::new().in_memory(true);
+                let pool = SqlitePoolOptions::new()
+                    .min_connections(1)
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(opts)
+                    .await
+                    .map_err(unreachable)?;
+                Ok(Db::Sqlite(pool))
+            }
+            DatabaseUrl::Postgres { url: raw } => {
+                let opts: PgConnectOptions = raw.parse().map_err(unreachable)?;
+                probe(&opts).await.map_err(unreachable)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy_with(opts);
+                Ok(Db::Postgres(pool))
+            }
+            DatabaseUrl::MySql { url: raw } => {
+                let opts: MySqlConnectOptions = raw.parse().map_err(unreachable)?;
+                probe(&opts).await.map_err(unreachable)?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy_with(opts);
+                Ok(Db::MySql(pool))
+            }
+        }
+    }
+
+    /// `SELECT 1` through the pool: the health check and `ferrochat check` use it.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(pool) => {
+                sqlx::raw_sql("SELECT 1").execute(pool).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::raw_sql("SELECT 1").execute(pool).await?;
+            }
+            Db::MySql(pool) => {
+                sqlx::raw_sql("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Django's `connection.vendor`: `sqlite`, `postgresql` or `mysql`.
+    pub fn vendor(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+            Db::MySql(_) => "mysql",
+        }
+    }
+
+    /// Closes every pooled connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+            Db::MySql(pool) => pool.close().await,
+        }
+    }
+}
+
+/// One real connection within [`CONNECT_TIMEOUT`], closed again: surfaces the driver's error
+/// (refused, bad password, unknown database) that a pool would only report as a timeout.
+async fn probe<O>(options: &O) -> Result<(), sqlx::Error>
+where
+    O: ConnectOptions,
+    O::Connection: Sized,
+{
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            // Closing politely can only fail on a broken socket; the probe already succeeded.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer within {} s (is the server running and reachable?)",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        ))),
+    }
+}
+
+/// True for a unique-constraint violation on any backend.
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
