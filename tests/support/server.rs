@@ -40,13 +40,25 @@ impl TestServer {
         }
         let settings = Settings::from_vars(&vars, Path::new("/")).expect("test settings parse");
         let state = build_state(settings).await.expect("ferrochat state builds");
-        let acceptor = salvo::conn::TcpListener::new("127.0.0.1:0").try_bind().await.expect("bind a free port");
-        let addr = acceptor.holdings()[0].local_addr.clone().into_std().expect("a TCP address");
+        let acceptor = salvo::conn::TcpListener::new("127.0.0.1:0")
+            .try_bind()
+            .await
+            .expect("bind a free port");
+        let addr = acceptor.holdings()[0]
+            .local_addr
+            .clone()
+            .into_std()
+            .expect("a TCP address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(acceptor, state.clone(), async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, state, stop: Some(stop), task: Some(task) }
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,13 +100,23 @@ impl Daphne {
         let log_file = std::fs::File::create(&log).expect("create the daphne log");
         let child = legacy
             .command("daphne")
-            .args(["-b", "127.0.0.1", "-p", &port.to_string(), "chat_project.asgi:application"])
+            .args([
+                "-b",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "chat_project.asgi:application",
+            ])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
             .spawn()
             .expect("start daphne from the legacy venv");
-        let mut daphne = Daphne { port, child, _legacy: legacy };
+        let mut daphne = Daphne {
+            port,
+            child,
+            _legacy: legacy,
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -169,8 +191,18 @@ impl Client {
 
     /// POSTs a form the way a browser submits it from a page of the same origin.
     pub async fn post(&self, url: &str, fields: &[(&str, &str)]) -> Page {
-        let origin = reqwest::Url::parse(url).expect("url").origin().ascii_serialization();
-        let resp = self.http.post(url).header("Origin", origin).form(fields).send().await.expect("POST");
+        let origin = reqwest::Url::parse(url)
+            .expect("url")
+            .origin()
+            .ascii_serialization();
+        let resp = self
+            .http
+            .post(url)
+            .header("Origin", origin)
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
         Page::read(resp).await
     }
 
@@ -187,7 +219,8 @@ impl Client {
     /// Sets a cookie as if the server at `url` had set it.
     pub fn set_cookie(&self, url: &str, name: &str, value: &str) {
         let url = reqwest::Url::parse(url).expect("url");
-        self.jar.add_cookie_str(&format!("{name}={value}; Path=/"), &url);
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
     }
 
     /// Logs in through the login form at `base` (CSRF and all); returns the POST's response.
@@ -196,7 +229,12 @@ impl Client {
         let token = form.csrf_token();
         self.post(
             &format!("{base}/login/"),
-            &[("csrfmiddlewaretoken", &token), ("username", username), ("password", password), ("next", "")],
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("username", username),
+                ("password", password),
+                ("next", ""),
+            ],
         )
         .await
     }
@@ -215,7 +253,11 @@ impl Page {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
-        Page { status, headers, body }
+        Page {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -238,9 +280,20 @@ impl Page {
     /// The first `csrfmiddlewaretoken` hidden input's value.
     pub fn csrf_token(&self) -> String {
         let marker = "name=\"csrfmiddlewaretoken\" value=\"";
-        let start = self.body.find(marker).map(|i| i + marker.len()).unwrap_or_else(|| {
-            panic!("no csrfmiddlewaretoken in the page (status {}):\n{}", self.status, self.body)
-        });
-        self.body[start..].split('"').next().unwrap_or_default().to_owned()
+        let start = self
+            .body
+            .find(marker)
+            .map(|i| i + marker.len())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no csrfmiddlewaretoken in the page (status {}):\n{}",
+                    self.status, self.body
+                )
+            });
+        self.body[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
