@@ -346,3 +346,65 @@ async fn assert_applied_times_in_django_format(db: &Db) {
         );
     }
 }
+
+/// MySQL cannot roll DDL back: a migrate that fails half-way drops the tables it created, says
+/// so, and a later migrate (with enough privileges) builds the schema from scratch.
+#[tokio::test]
+async fn mysql_failed_migrate_leaves_nothing_behind() {
+    struct DropUser(String);
+    impl Drop for DropUser {
+        fn drop(&mut self) {
+            if let Err(e) =
+                support::db::admin(Backend::MySql, &format!("DROP USER IF EXISTS {}", self.0))
+            {
+                eprintln!("warning: could not drop test user {}: {e}", self.0);
+            }
+        }
+    }
+
+    let tdb = TestDb::mysql();
+    let user = format!("fc_{}", std::process::id());
+    let account = format!("'{user}'@'%'");
+    support::db::admin(
+        Backend::MySql,
+        &format!("CREATE USER {account} IDENTIFIED BY 'pw'"),
+    )
+    .expect("create a test user");
+    let _cleanup = DropUser(account.clone());
+    // Everything but ALTER: the tables get created, the first ALTER TABLE (a constraint) fails.
+    support::db::admin(
+        Backend::MySql,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, REFERENCES ON `{}`.* TO {account}",
+            tdb.database_name()
+        ),
+    )
+    .expect("grant");
+    let restricted_url = support::db::url_as(Backend::MySql, &user, "pw", tdb.database_name());
+    let restricted = Db::connect(
+        &ferrochat::db::DatabaseUrl::parse(&restricted_url, std::path::Path::new("/"))
+            .expect("url"),
+    )
+    .await
+    .expect("connect as the restricted user");
+
+    let err = migrate(&restricted)
+        .await
+        .expect_err("ALTER is not granted");
+    let DbError::MigrateFailed {
+        statement, outcome, ..
+    } = &err
+    else {
+        panic!("expected MigrateFailed, got {err:?}");
+    };
+    assert!(statement.starts_with("ALTER TABLE"), "{err}");
+    assert!(outcome.contains("dropped again"), "{err}");
+    restricted.close().await;
+
+    let db = tdb.connect().await;
+    assert_eq!(table_names(&db).await, Vec::<String>::new(), "{err}");
+    assert_eq!(schema_state(&db).await.expect("state"), SchemaState::Empty);
+    let report = migrate(&db).await.expect("migrate with full privileges");
+    assert_eq!(report.applied.len(), MIGRATIONS.len());
+    db.close().await;
+}

@@ -8,8 +8,8 @@
 pub mod datetime;
 pub mod messages;
 pub mod rooms;
-pub mod sessions;
 pub mod schema;
+pub mod sessions;
 pub mod url;
 pub mod users;
 
@@ -50,10 +50,10 @@ pub enum DbError {
     #[error("no user with id {id}")]
     UserNotFound { id: i64 },
     /// `migrate` refused to touch the database; nothing was changed.
-    #[error("refusing to migrate: {0}")]
+    #[error("refusing to migrate (nothing was changed): {0}")]
     SchemaMismatch(#[from] SchemaMismatch),
     /// A statement of `migrate` failed; `outcome` says what state the database was left in.
-    #[error("migrate failed at `{statement}`: {cause}. {outcome}")]
+    #[error("migrate failed while running {statement}: {cause}. {outcome}")]
     MigrateFailed {
         statement: String,
         #[source]
@@ -227,4 +227,70 @@ where
 /// True for a unique-constraint violation on any backend.
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+
+    fn url(raw: &str) -> DatabaseUrl {
+        DatabaseUrl::parse(raw, Path::new("/")).expect("valid URL")
+    }
+
+    #[tokio::test]
+    async fn refused_connections_fail_fast_with_a_redacted_url() {
+        for raw in [
+            "postgres://u:secret@127.0.0.1:1/db",
+            "mysql://u:secret@127.0.0.1:1/db",
+        ] {
+            let started = Instant::now();
+            let err = Db::connect(&url(raw))
+                .await
+                .expect_err("nothing listens on port 1");
+            assert!(
+                started.elapsed() < CONNECT_TIMEOUT * 2,
+                "{raw}: took {:?}",
+                started.elapsed()
+            );
+            assert!(matches!(err, DbError::Unreachable { .. }), "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains("127.0.0.1:1"), "{shown}");
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_is_created_and_answers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("new.sqlite3");
+        let db = Db::connect(&DatabaseUrl::Sqlite { path: path.clone() })
+            .await
+            .expect("connect");
+        db.ping().await.expect("ping");
+        assert_eq!(db.vendor(), "sqlite");
+        assert!(path.exists());
+        db.close().await;
+
+        let missing_dir = dir.path().join("no/such/dir/db.sqlite3");
+        let err = Db::connect(&DatabaseUrl::Sqlite { path: missing_dir })
+            .await
+            .expect_err("a missing directory is not created");
+        assert!(matches!(err, DbError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_memory_keeps_its_data() {
+        let db = Db::connect(&DatabaseUrl::SqliteMemory)
+            .await
+            .expect("connect");
+        schema::migrate(&db).await.expect("migrate");
+        assert_eq!(
+            schema::schema_state(&db).await.expect("state"),
+            SchemaState::UpToDate
+        );
+        db.close().await;
+    }
 }

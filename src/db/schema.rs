@@ -112,29 +112,44 @@ impl SchemaState {
     }
 }
 
-/// Why `migrate` refused a database. Nothing was changed.
+/// Why `migrate` refused a database (it changed nothing), or what `check` reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaMismatch {
     #[error(
         "django_migrations records migrations ferrochat does not know: {}. The database was \
          migrated by a newer or different version of the app; use the ferrochat release that \
-         matches it. Nothing was changed.",
-        .0.join(", ")
+         matches it.",
+        list(.0)
     )]
     UnknownMigrations(Vec<String>),
     #[error(
         "the database is only partly migrated; django_migrations lacks {}. Run the legacy app's \
-         `manage.py migrate` to finish it. Nothing was changed.",
-        .0.join(", ")
+         `manage.py migrate` to finish it.",
+        list(.0)
     )]
     MissingMigrations(Vec<String>),
     #[error(
         "the database has tables ({}) but no django_migrations table, so it was not created by \
          Django's migrate or ferrochat's. Point DATABASE_URL at the legacy app's database or at \
-         an empty one. Nothing was changed.",
-        .tables.join(", ")
+         an empty one.",
+        list(.tables)
     )]
     NoMigrationTable { tables: Vec<String> },
+}
+
+/// `a, b, c`, cut after ten names so a foreign database does not flood the terminal.
+fn list(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
 }
 
 /// What `migrate` did, for Django-style output.
@@ -816,6 +831,16 @@ mod tests {
         assert!(err.to_string().contains("chatapp.0002_x"), "{err}");
         let err = inspection(&["notes"], None).plan().err().expect("refused");
         assert!(err.to_string().contains("(notes)"), "{err}");
+    }
+
+    #[test]
+    fn long_lists_are_cut() {
+        let names: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            list(&names),
+            "t0, t1, t2, t3, t4, t5, t6, t7, t8, t9 and 2 more"
+        );
+        assert_eq!(list(&names[..2]), "t0, t1");
     }
 
     #[test]

@@ -53,24 +53,24 @@ pub async fn csrf_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response,
         Some(Err(_)) => CsrfState { secret: Some(new_csrf_secret()), needs_update: true },
     };
 
-    if !is_safe_method(req.method()) {
-        if let Err(reason) = check_request(&state, req, cookie.as_deref()).await {
-            tracing::warn!(target: "django.security.csrf", "Forbidden ({reason}): {}", req.uri().path());
-            reject(res, &reason, state.settings.debug);
-            if csrf.needs_update {
-                set_cookie(res, &csrf);
-            }
-            ctrl.skip_rest();
-            return;
+    if !is_safe_method(req.method())
+        && let Err(reason) = check_request(&state, req, cookie.as_deref()).await
+    {
+        tracing::warn!(target: "django.security.csrf", "Forbidden ({reason}): {}", req.uri().path());
+        reject(res, &reason, state.settings.debug);
+        if csrf.needs_update {
+            set_cookie(res, &csrf);
         }
+        ctrl.skip_rest();
+        return;
     }
 
     depot.insert_typed(csrf);
     ctrl.call_next(req, depot, res).await;
-    if let Ok(csrf) = depot.remove_typed::<CsrfState>() {
-        if csrf.needs_update {
-            set_cookie(res, &csrf);
-        }
+    if let Ok(csrf) = depot.remove_typed::<CsrfState>()
+        && csrf.needs_update
+    {
+        set_cookie(res, &csrf);
     }
 }
 

@@ -13,11 +13,10 @@ use crate::db::users::NewUser;
 use crate::db::DbError;
 use crate::django::http::url_has_allowed_host_and_scheme;
 use crate::django::dates::{http_date, isoformat};
-use crate::django::validators::{self, UserAttributes};
 
 use super::csrf::CsrfState;
 use super::errors::{method_not_allowed, not_found, server_error};
-use super::forms::{AuthenticationForm, RoomForm, SignupChecks, UserCreationForm};
+use super::forms::{AuthenticationForm, DjangoValidators, RoomForm, UserCreationForm};
 use super::host::allowed_host;
 use super::session::{self, CurrentUser, Session};
 use super::templates::{
@@ -269,20 +268,6 @@ pub async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     finish(res, result);
 }
 
-/// Django's username and password validators, for the signup form.
-struct DjangoChecks;
-
-impl SignupChecks for DjangoChecks {
-    fn username_error(&self, username: &str) -> Option<String> {
-        validators::Username::parse_model(username).err().and_then(|e| e.messages().into_iter().next())
-    }
-
-    fn password_errors(&self, password: &str, username: Option<&str>) -> Vec<String> {
-        let user = UserAttributes { username: username.unwrap_or(""), email: "", first_name: "", last_name: "" };
-        validators::validate_password(password, &user)
-    }
-}
-
 /// `chatapp.views.signup`: `UserCreationForm`, then log the new user in.
 #[handler]
 pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
@@ -297,7 +282,7 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 Some(name) => state.db.username_exists_case_insensitive(name).await?,
                 None => false,
             };
-            form.validate(taken, &DjangoChecks);
+            form.validate(taken, &DjangoValidators);
             if let Some(new) = form.cleaned() {
                 let password_hash = state.hasher.make(new.password.clone()).await?;
                 let created = state
@@ -323,7 +308,7 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                     // Someone took the name between the check and the insert.
                     Err(DbError::UsernameTaken) => {
                         let mut form = UserCreationForm::bind(username.as_deref(), password1.as_deref(), password2.as_deref());
-                        form.validate(true, &DjangoChecks);
+                        form.validate(true, &DjangoValidators);
                         form
                     }
                     Err(e) => return Err(e.into()),

@@ -1020,7 +1020,6 @@ mod tests {
         std::fs::write(dir.path().join("room.html"), "{% if %}").expect("write");
         let err = Templates::load(Some(dir.path())).expect_err("syntax error");
         assert!(matches!(err, TemplateError::Invalid { .. }), "{err}");
-        eprintln!("{err}");
 
         let err = Templates::load(Some(&dir.path().join("nope"))).expect_err("no dir");
         assert!(matches!(err, TemplateError::Dir { .. }), "{err}");

@@ -136,6 +136,11 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("test database URL {} does not parse: {e}", self.url))
     }
 
+    /// The database's name on its server (the file path on SQLite).
+    pub fn database_name(&self) -> &str {
+        &self.name
+    }
+
     /// The SQLite file (None on server backends).
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         (self.backend == Backend::Sqlite).then(|| PathBuf::from(&self.name))
@@ -194,6 +199,32 @@ fn with_database(admin: &str, name: &str) -> String {
     let mut url = url::Url::parse(admin)
         .unwrap_or_else(|e| panic!("admin database URL {admin:?} does not parse: {e}"));
     url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Runs one server-wide statement (`CREATE USER`, `GRANT`, …) as the test admin of `backend`'s
+/// server; synchronous, so a guard's Drop can clean up with it.
+pub fn admin(backend: Backend, sql: &str) -> Result<(), String> {
+    let url = match backend {
+        Backend::Postgres => admin_url("FERROCHAT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        Backend::MySql => admin_url("FERROCHAT_TEST_MYSQL_URL", DEFAULT_MYSQL_URL),
+        Backend::Sqlite => return Err("SQLite has no server".to_owned()),
+    };
+    admin_execute(backend, &url, sql.to_owned())
+}
+
+/// The admin URL of `backend`'s server with another user and database, for tests that connect
+/// as a restricted user.
+pub fn url_as(backend: Backend, user: &str, password: &str, database: &str) -> String {
+    let admin = match backend {
+        Backend::Postgres => admin_url("FERROCHAT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        Backend::MySql => admin_url("FERROCHAT_TEST_MYSQL_URL", DEFAULT_MYSQL_URL),
+        Backend::Sqlite => panic!("SQLite has no users"),
+    };
+    let mut url = url::Url::parse(&with_database(&admin, database))
+        .unwrap_or_else(|e| panic!("admin database URL {admin:?} does not parse: {e}"));
+    let ok = url.set_username(user).is_ok() && url.set_password(Some(password)).is_ok();
+    assert!(ok, "cannot put credentials into {admin}");
     url.to_string()
 }
 

@@ -120,10 +120,10 @@ impl Daphne {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(resp) = client.get(daphne.url("/login/")).send().await {
-                if resp.status().is_success() {
-                    return daphne;
-                }
+            if let Ok(resp) = client.get(daphne.url("/login/")).send().await
+                && resp.status().is_success()
+            {
+                return daphne;
             }
             if let Ok(Some(status)) = daphne.child.try_wait() {
                 panic!(
