@@ -99,3 +99,37 @@ async fn runserver_with_no_configuration_serves_a_new_sqlite_file() {
     let out = support::Legacy::new(&url).manage_ok(&["migrate"]).await;
     assert!(out.stdout.contains("No migrations to apply."), "{out}");
 }
+
+/// `FERROCHAT_STATIC_DIR` and `FERROCHAT_TEMPLATES_DIR` let a team serve its own files and
+/// ported templates without rebuilding.
+#[tokio::test]
+async fn a_team_can_bring_its_own_static_files_and_templates() {
+    let static_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(static_dir.path().join("chatapp")).expect("mkdir");
+    std::fs::write(static_dir.path().join("chatapp/extra.css"), "body { color: teal }").expect("write");
+    let templates_dir = tempfile::tempdir().expect("tempdir");
+    let builtin = repo_root().join("templates");
+    for name in ["base.html", "index.html", "room.html", "registration/login.html", "registration/signup.html"] {
+        let to = templates_dir.path().join(name);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        let text = std::fs::read_to_string(builtin.join(name)).expect("read template");
+        let text = if name == "registration/login.html" { text.replace("<h1>Log in</h1>", "<h1>Team login</h1>") } else { text };
+        std::fs::write(&to, text).expect("write template");
+    }
+    let db = TestDb::sqlite();
+    let server = TestServer::start(
+        &db,
+        &[
+            ("FERROCHAT_STATIC_DIR", static_dir.path().to_str().expect("utf-8 path")),
+            ("FERROCHAT_TEMPLATES_DIR", templates_dir.path().to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    let client = Client::new();
+    let css = client.get(&server.url("/static/chatapp/extra.css")).await;
+    assert_eq!((css.status, css.body.as_str()), (200, "body { color: teal }"));
+    assert_eq!(client.get(&server.url("/static/chatapp/room.js")).await.status, 404, "only the team's directory is served");
+    let login = client.get(&server.url("/login/")).await;
+    assert!(login.body.contains("<h1>Team login</h1>"), "{}", login.body);
+    server.stop().await;
+}

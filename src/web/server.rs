@@ -9,6 +9,12 @@ use salvo::conn::Acceptor;
 use salvo::fuse::FuseConfig;
 use salvo::prelude::*;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::chat::clock::Clock;
+use crate::chat::consumer::ConsumerContext;
+use crate::chat::hub::Hub;
 use crate::config::Settings;
 use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
@@ -21,10 +27,11 @@ use crate::django::sessions::SessionSigner;
 use super::templates::{TemplateError, Templates};
 use super::{AppState, service, static_files::StaticFiles};
 
-/// How long a client may take to send its request headers (a slowloris cannot hold a socket).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long in-flight requests get to finish after a shutdown signal.
+/// How long in-flight requests, and sockets saying goodbye, get after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The most a request line plus headers may take (hyper's read buffer; hyper answers 431
+/// beyond it). Browsers send a few KiB; nginx's default maximum is 4 × 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -50,7 +57,19 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     }
     let db = Db::connect(&settings.database_url).await?;
     ensure_schema(&db, &settings.database_url).await?;
-    let layer_kind = layer::choose(&settings).await?;
+    let chosen = layer::choose(&settings).await?;
+    let (hub, changes) = Hub::new(settings.limits.ws_queue);
+    let channel_layer = layer::start(chosen, hub.clone(), changes).await?;
+    let layer_kind = channel_layer.kind();
+    let chat = Arc::new(ConsumerContext {
+        db: db.clone(),
+        layer: channel_layer,
+        clock: Arc::new(Clock::default()),
+        shutdown: CancellationToken::new(),
+        ping_interval: settings.limits.ws_ping_interval,
+        ping_timeout: settings.limits.ws_ping_timeout,
+        queue: settings.limits.ws_queue,
+    });
     let static_files = StaticFiles::new(settings.static_dir.as_deref());
     let templates = Templates::load(settings.templates_dir.as_deref())?;
     let session_signer = SessionSigner::new(&settings.secret_key, &settings.secret_key_fallbacks);
@@ -62,6 +81,9 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         templates,
         session_signer,
         hasher: PasswordHasher::per_core(),
+        hub,
+        chat,
+        sockets: TaskTracker::new(),
     }))
 }
 
@@ -79,7 +101,7 @@ async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
             "{} has no tables; run `ferrochat migrate` first",
             url.redacted()
         ))),
-        other => Err(ServeError::Schema(format!("{other:?}; run `ferrochat check` for details"))),
+        other => Err(ServeError::Schema(other.describe())),
     }
 }
 
@@ -102,23 +124,36 @@ pub async fn run(settings: Settings, addr: SocketAddr) -> Result<(), ServeError>
 }
 
 /// Serves on a bound acceptor until `shutdown` completes (a signal in production, a test's
-/// trigger in tests), then lets requests in flight finish.
+/// trigger in tests). Then: stop accepting, let requests in flight finish, close every
+/// WebSocket with 1001 after the frames already queued for it, and leave the channel layer.
 pub async fn serve<A, S>(acceptor: A, state: Arc<AppState>, shutdown: S)
 where
     A: Acceptor + Send + 'static,
     S: std::future::Future<Output = ()> + Send + 'static,
 {
-    let server = Server::new(acceptor)
-        .fuse_config(FuseConfig::default().with_http1_header_timeout(HEADER_TIMEOUT));
+    let mut server =
+        Server::new(acceptor).fuse_config(FuseConfig::default().with_http1_header_timeout(state.settings.limits.header_timeout));
+    // hyper answers 431 when the request head outgrows its read buffer.
+    server.http1_mut().max_buf_size(MAX_HEADER_BYTES);
     let handle = server.handle();
+    let sockets_shutdown = state.chat.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight and closing WebSockets");
         handle.stop_graceful(SHUTDOWN_GRACE);
+        sockets_shutdown.cancel();
     });
-    if let Err(e) = server.try_serve(service(state)).await {
+    if let Err(e) = server.try_serve(service(state.clone())).await {
         tracing::error!(error = %e, "server stopped with an error");
     }
+    // salvo is done with HTTP; upgraded sockets are ours to close (also when salvo stopped on
+    // an error rather than the signal).
+    state.chat.shutdown.cancel();
+    state.sockets.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.sockets.wait()).await.is_err() {
+        tracing::warn!(open = state.sockets.len(), "WebSockets still open after {SHUTDOWN_GRACE:?}; dropping them");
+    }
+    state.chat.layer.shutdown().await;
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
