@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::db::url::{DatabaseUrl, DatabaseUrlError};
 
@@ -57,6 +58,72 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `FERROCHAT_STATIC_DIR`: served at `/static/` instead of the built-in legacy files.
     pub static_dir: Option<PathBuf>,
+    /// Timers and queue sizes of the HTTP server and the WebSocket consumer (`FERROCHAT_*`).
+    pub limits: Limits,
+}
+
+/// ferrochat's own timers and queue sizes; each has an `FERROCHAT_*` variable (README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `FERROCHAT_HEADER_TIMEOUT` (seconds): how long a client may take to send its request
+    /// headers before the connection is dropped (slowloris).
+    pub header_timeout: Duration,
+    /// `FERROCHAT_WS_PING_INTERVAL` (seconds): a server ping after this much time (Daphne: 20).
+    pub ws_ping_interval: Duration,
+    /// `FERROCHAT_WS_PING_TIMEOUT` (seconds): a peer that has not answered a ping within this is
+    /// dead and its socket dropped (Daphne: 30).
+    pub ws_ping_timeout: Duration,
+    /// `FERROCHAT_WS_QUEUE` (frames): how far a socket may fall behind its room before it is
+    /// closed (1008), so a reader that stalls never slows the room or grows memory.
+    pub ws_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(20),
+            ws_ping_timeout: Duration::from_secs(30),
+            ws_queue: 256,
+        }
+    }
+}
+
+impl Limits {
+    fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        Ok(Limits {
+            header_timeout: env_seconds("FERROCHAT_HEADER_TIMEOUT", get("FERROCHAT_HEADER_TIMEOUT"), d.header_timeout)?,
+            ws_ping_interval: env_seconds("FERROCHAT_WS_PING_INTERVAL", get("FERROCHAT_WS_PING_INTERVAL"), d.ws_ping_interval)?,
+            ws_ping_timeout: env_seconds("FERROCHAT_WS_PING_TIMEOUT", get("FERROCHAT_WS_PING_TIMEOUT"), d.ws_ping_timeout)?,
+            ws_queue: match get("FERROCHAT_WS_QUEUE").map(|v| v.trim().to_owned()) {
+                None => d.ws_queue,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=65_536).contains(&n) => n,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            var: "FERROCHAT_WS_QUEUE",
+                            message: format!("expected a number of frames from 1 to 65536, got {v:?}"),
+                        });
+                    }
+                },
+            },
+        })
+    }
+}
+
+/// A positive number of seconds (fractions allowed, e.g. `0.5`), at most a day.
+fn env_seconds(var: &'static str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(raw) = value else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(ConfigError::Invalid {
+            var,
+            message: format!("expected a number of seconds above 0 (at most 86400), got {raw:?}"),
+        }),
+    }
 }
 
 impl Settings {
@@ -130,6 +197,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             static_dir: get("FERROCHAT_STATIC_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+            limits: Limits::from_vars(|name| get(name).map(str::to_owned))?,
         })
     }
 }
@@ -194,6 +262,29 @@ mod tests {
         assert!(err.to_string().starts_with("DATABASE_URL:"), "{err}");
         let err = settings(&[("REDIS_URL", "http://x")]).expect_err("must fail");
         assert!(err.to_string().starts_with("REDIS_URL:"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_and_parse() {
+        assert_eq!(settings(&[]).expect("defaults").limits, Limits::default());
+        let s = settings(&[
+            ("FERROCHAT_HEADER_TIMEOUT", "0.5"),
+            ("FERROCHAT_WS_PING_INTERVAL", "2"),
+            ("FERROCHAT_WS_QUEUE", " 8 "),
+        ])
+        .expect("parse");
+        assert_eq!(s.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(s.limits.ws_ping_interval, Duration::from_secs(2));
+        assert_eq!(s.limits.ws_queue, 8);
+        for (var, bad) in [
+            ("FERROCHAT_HEADER_TIMEOUT", "0"),
+            ("FERROCHAT_WS_PING_TIMEOUT", "soon"),
+            ("FERROCHAT_WS_PING_INTERVAL", "-1"),
+            ("FERROCHAT_WS_QUEUE", "0"),
+        ] {
+            let err = settings(&[(var, bad)]).expect_err("must fail");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
     }
 
     #[test]

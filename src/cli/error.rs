@@ -43,10 +43,12 @@ impl CommandError {
             CommandError::Command(message) => format!("CommandError: {message}"),
             CommandError::Error(message) => format!("Error: {message}"),
             CommandError::SystemCheck(report) => report.clone(),
-            CommandError::Cancelled { at_line_start: true } => "Operation cancelled.".to_owned(),
-            CommandError::Cancelled { at_line_start: false } => {
-                "\nOperation cancelled.".to_owned()
-            }
+            CommandError::Cancelled {
+                at_line_start: true,
+            } => "Operation cancelled.".to_owned(),
+            CommandError::Cancelled {
+                at_line_start: false,
+            } => "\nOperation cancelled.".to_owned(),
             CommandError::Config(e) => format!("ImproperlyConfigured: {e}"),
         }
     }
@@ -74,11 +76,17 @@ mod tests {
             "CommandError: You must use --username with --noinput."
         );
         assert_eq!(
-            CommandError::Cancelled { at_line_start: false }.report(),
+            CommandError::Cancelled {
+                at_line_start: false
+            }
+            .report(),
             "\nOperation cancelled."
         );
         assert_eq!(
-            CommandError::Cancelled { at_line_start: true }.report(),
+            CommandError::Cancelled {
+                at_line_start: true
+            }
+            .report(),
             "Operation cancelled."
         );
         assert_eq!(

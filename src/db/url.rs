@@ -82,9 +82,8 @@ impl DatabaseUrl {
     /// The URL with any password replaced by `***`, for logs and `check`.
     pub fn redacted(&self) -> String {
         match self {
-            DatabaseUrl::Sqlite { path } => {
-                format!("sqlite:///{}", path.display()).replace("////", "///")
-            }
+            // `sqlite:///` + the path: an absolute path then reads `sqlite:////abs`, as it must.
+            DatabaseUrl::Sqlite { path } => format!("sqlite:///{}", path.display()),
             DatabaseUrl::SqliteMemory => "sqlite://:memory:".to_owned(),
             DatabaseUrl::Postgres { url } | DatabaseUrl::MySql { url } => {
                 match url::Url::parse(url) {
@@ -144,6 +143,11 @@ mod tests {
             Ok(DatabaseUrl::Sqlite {
                 path: "/tmp/x.sqlite3".into()
             })
+        );
+        assert_eq!(
+            parse("sqlite:////tmp/x.sqlite3").expect("ok").redacted(),
+            "sqlite:////tmp/x.sqlite3",
+            "an absolute path must read back as absolute"
         );
         assert_eq!(parse("sqlite://:memory:"), Ok(DatabaseUrl::SqliteMemory));
         assert_eq!(parse("sqlite://"), Ok(DatabaseUrl::SqliteMemory));

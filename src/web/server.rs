@@ -112,7 +112,12 @@ pub async fn run(settings: Settings, addr: SocketAddr) -> Result<(), ServeError>
         .try_bind()
         .await
         .map_err(|e| ServeError::Bind { addr, cause: e.to_string() })?;
-    let local = acceptor.holdings().first().map(|h| h.local_addr.to_string()).unwrap_or_default();
+    let local = acceptor
+        .holdings()
+        .first()
+        .and_then(|h| h.local_addr.clone().into_std())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| addr.to_string());
     println!(
         "ferrochat {} with {} and the {} channel layer\nStarting server at http://{local}/\nQuit the server with CONTROL-C.",
         env!("CARGO_PKG_VERSION"),
