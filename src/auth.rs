@@ -26,22 +26,42 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(permits: usize) -> PasswordHasher {
-        PasswordHasher { permits: Arc::new(Semaphore::new(permits.max(1))) }
+        PasswordHasher {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+        }
     }
 
     /// One hasher per core: logins use the machine, chat keeps the reactor.
     pub fn per_core() -> PasswordHasher {
-        PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        PasswordHasher::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        )
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AuthError::PoolClosed)?;
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::PoolClosed)?;
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(job)).await.map_err(|_| AuthError::PoolClosed)
+        tokio::task::spawn_blocking(move || span.in_scope(job))
+            .await
+            .map_err(|_| AuthError::PoolClosed)
     }
 
-    pub async fn verify(&self, password: String, encoded: String) -> Result<PasswordCheck, AuthError> {
-        self.run(move || hashers::verify_password(&password, &encoded)).await
+    pub async fn verify(
+        &self,
+        password: String,
+        encoded: String,
+    ) -> Result<PasswordCheck, AuthError> {
+        self.run(move || hashers::verify_password(&password, &encoded))
+            .await
     }
 
     pub async fn make(&self, password: String) -> Result<String, AuthError> {
@@ -62,7 +82,9 @@ pub async fn authenticate(
         hasher.make(password.to_owned()).await?;
         return Ok(None);
     };
-    let check = hasher.verify(password.to_owned(), user.password.clone()).await?;
+    let check = hasher
+        .verify(password.to_owned(), user.password.clone())
+        .await?;
     if !check.correct {
         return Ok(None);
     }

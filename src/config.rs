@@ -93,9 +93,21 @@ impl Limits {
     fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         let d = Limits::default();
         Ok(Limits {
-            header_timeout: env_seconds("FERROCHAT_HEADER_TIMEOUT", get("FERROCHAT_HEADER_TIMEOUT"), d.header_timeout)?,
-            ws_ping_interval: env_seconds("FERROCHAT_WS_PING_INTERVAL", get("FERROCHAT_WS_PING_INTERVAL"), d.ws_ping_interval)?,
-            ws_ping_timeout: env_seconds("FERROCHAT_WS_PING_TIMEOUT", get("FERROCHAT_WS_PING_TIMEOUT"), d.ws_ping_timeout)?,
+            header_timeout: env_seconds(
+                "FERROCHAT_HEADER_TIMEOUT",
+                get("FERROCHAT_HEADER_TIMEOUT"),
+                d.header_timeout,
+            )?,
+            ws_ping_interval: env_seconds(
+                "FERROCHAT_WS_PING_INTERVAL",
+                get("FERROCHAT_WS_PING_INTERVAL"),
+                d.ws_ping_interval,
+            )?,
+            ws_ping_timeout: env_seconds(
+                "FERROCHAT_WS_PING_TIMEOUT",
+                get("FERROCHAT_WS_PING_TIMEOUT"),
+                d.ws_ping_timeout,
+            )?,
             ws_queue: match get("FERROCHAT_WS_QUEUE").map(|v| v.trim().to_owned()) {
                 None => d.ws_queue,
                 Some(v) => match v.parse::<usize>() {
@@ -103,7 +115,9 @@ impl Limits {
                     _ => {
                         return Err(ConfigError::Invalid {
                             var: "FERROCHAT_WS_QUEUE",
-                            message: format!("expected a number of frames from 1 to 65536, got {v:?}"),
+                            message: format!(
+                                "expected a number of frames from 1 to 65536, got {v:?}"
+                            ),
                         });
                     }
                 },
@@ -113,7 +127,11 @@ impl Limits {
 }
 
 /// A positive number of seconds (fractions allowed, e.g. `0.5`), at most a day.
-fn env_seconds(var: &'static str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn env_seconds(
+    var: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     let Some(raw) = value else {
         return Ok(default);
     };
@@ -138,7 +156,10 @@ impl Settings {
     }
 
     /// Parses settings from an explicit variable map (tests use this; `from_env` wraps it).
-    pub fn from_vars(vars: &HashMap<String, String>, base_dir: &Path) -> Result<Settings, ConfigError> {
+    pub fn from_vars(
+        vars: &HashMap<String, String>,
+        base_dir: &Path,
+    ) -> Result<Settings, ConfigError> {
         let get = |name: &str| vars.get(name).map(String::as_str);
 
         let (secret_key, secret_key_is_default) = match get("DJANGO_SECRET_KEY") {
@@ -154,7 +175,10 @@ impl Settings {
 
         let database_url_raw = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL);
         let database_url = DatabaseUrl::parse(database_url_raw, base_dir).map_err(|source| {
-            ConfigError::DatabaseUrl { var: "DATABASE_URL", source }
+            ConfigError::DatabaseUrl {
+                var: "DATABASE_URL",
+                source,
+            }
         })?;
 
         let channel_layer = match get("CHANNEL_LAYER").map(|v| v.trim().to_ascii_lowercase()) {
@@ -196,7 +220,9 @@ impl Settings {
             templates_dir: get("FERROCHAT_TEMPLATES_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            static_dir: get("FERROCHAT_STATIC_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+            static_dir: get("FERROCHAT_STATIC_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             limits: Limits::from_vars(|name| get(name).map(str::to_owned))?,
         })
     }
@@ -204,7 +230,10 @@ impl Settings {
 
 /// `settings.py env_bool`: true for 1/true/yes/on after strip + lower-case.
 fn env_bool(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 /// `settings.py env_list`: comma-split, items stripped, empty items dropped.
@@ -222,7 +251,10 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_vars(&vars, Path::new("/srv/app"))
     }
 
@@ -238,7 +270,9 @@ mod tests {
         assert_eq!(s.channel_layer, ChannelLayerChoice::Auto);
         assert_eq!(
             s.database_url,
-            DatabaseUrl::Sqlite { path: PathBuf::from("/srv/app/db.sqlite3") }
+            DatabaseUrl::Sqlite {
+                path: PathBuf::from("/srv/app/db.sqlite3")
+            }
         );
     }
 
@@ -289,7 +323,17 @@ mod tests {
 
     #[test]
     fn channel_layer_choices() {
-        assert_eq!(settings(&[("CHANNEL_LAYER", "Memory")]).expect("ok").channel_layer, ChannelLayerChoice::Memory);
-        assert_eq!(settings(&[("CHANNEL_LAYER", "redis")]).expect("ok").channel_layer, ChannelLayerChoice::Redis);
+        assert_eq!(
+            settings(&[("CHANNEL_LAYER", "Memory")])
+                .expect("ok")
+                .channel_layer,
+            ChannelLayerChoice::Memory
+        );
+        assert_eq!(
+            settings(&[("CHANNEL_LAYER", "redis")])
+                .expect("ok")
+                .channel_layer,
+            ChannelLayerChoice::Redis
+        );
     }
 }

@@ -29,16 +29,34 @@ async fn static_files_are_the_legacy_files_byte_for_byte() {
     let client = Client::new();
     for (name, ctype) in [("room.js", "text/javascript"), ("style.css", "text/css")] {
         let legacy = std::fs::read(
-            repo_root().join("vendor/legacy-django/chat_project/chatapp/static/chatapp").join(name),
+            repo_root()
+                .join("vendor/legacy-django/chat_project/chatapp/static/chatapp")
+                .join(name),
         )
         .expect("legacy file");
-        let resp = client.http.get(server.url(&format!("/static/chatapp/{name}"))).send().await.expect("GET");
+        let resp = client
+            .http
+            .get(server.url(&format!("/static/chatapp/{name}")))
+            .send()
+            .await
+            .expect("GET");
         assert_eq!(resp.status(), 200);
-        let content_type = resp.headers()["content-type"].to_str().expect("ascii").to_owned();
+        let content_type = resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         assert!(content_type.starts_with(ctype), "{content_type}");
-        assert_eq!(resp.bytes().await.expect("body").as_ref(), legacy.as_slice(), "{name} differs");
+        assert_eq!(
+            resp.bytes().await.expect("body").as_ref(),
+            legacy.as_slice(),
+            "{name} differs"
+        );
     }
-    for missing in ["/static/chatapp/nope.js", "/static/../Cargo.toml", "/static/chatapp/%2e%2e/%2e%2e/Cargo.toml"] {
+    for missing in [
+        "/static/chatapp/nope.js",
+        "/static/../Cargo.toml",
+        "/static/chatapp/%2e%2e/%2e%2e/Cargo.toml",
+    ] {
         let page = client.get(&server.url(missing)).await;
         assert_eq!(page.status, 404, "{missing}");
     }
@@ -65,37 +83,65 @@ async fn runserver_with_no_configuration_serves_a_new_sqlite_file() {
     let client = Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {
-        if let Ok(resp) = client.http.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+        if let Ok(resp) = client
+            .http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
             break resp.text().await.expect("health body");
         }
         if let Ok(Some(status)) = child.try_wait() {
             let out = child.wait_with_output().expect("output");
-            panic!("runserver exited with {status}: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "runserver exited with {status}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        assert!(Instant::now() < deadline, "runserver did not answer within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "runserver did not answer within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(health.contains("\"status\":\"ok\""), "{health}");
     assert!(health.contains("\"channel_layer\":\"memory\""), "{health}");
-    assert!(dir.path().join("db.sqlite3").is_file(), "db.sqlite3 was not created in the working directory");
-    let js = client.http.get(format!("http://127.0.0.1:{port}/static/chatapp/room.js")).send().await.expect("GET");
+    assert!(
+        dir.path().join("db.sqlite3").is_file(),
+        "db.sqlite3 was not created in the working directory"
+    );
+    let js = client
+        .http
+        .get(format!("http://127.0.0.1:{port}/static/chatapp/room.js"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(js.status(), 200);
 
     // SIGTERM stops it cleanly.
     let pid = child.id().to_string();
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "runserver exited with {status} on SIGTERM");
+            assert!(
+                status.success(),
+                "runserver exited with {status} on SIGTERM"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "runserver did not stop within 15 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "runserver did not stop within 15 s of SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The file it made is a Django database: the legacy app's migrate has nothing to do.
-    let url = format!("sqlite:////{}", dir.path().join("db.sqlite3").display()).replace("/////", "////");
+    let url =
+        format!("sqlite:////{}", dir.path().join("db.sqlite3").display()).replace("/////", "////");
     let out = support::Legacy::new(&url).manage_ok(&["migrate"]).await;
     assert!(out.stdout.contains("No migrations to apply."), "{out}");
 }
@@ -106,29 +152,59 @@ async fn runserver_with_no_configuration_serves_a_new_sqlite_file() {
 async fn a_team_can_bring_its_own_static_files_and_templates() {
     let static_dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(static_dir.path().join("chatapp")).expect("mkdir");
-    std::fs::write(static_dir.path().join("chatapp/extra.css"), "body { color: teal }").expect("write");
+    std::fs::write(
+        static_dir.path().join("chatapp/extra.css"),
+        "body { color: teal }",
+    )
+    .expect("write");
     let templates_dir = tempfile::tempdir().expect("tempdir");
     let builtin = repo_root().join("templates");
-    for name in ["base.html", "index.html", "room.html", "registration/login.html", "registration/signup.html"] {
+    for name in [
+        "base.html",
+        "index.html",
+        "room.html",
+        "registration/login.html",
+        "registration/signup.html",
+    ] {
         let to = templates_dir.path().join(name);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         let text = std::fs::read_to_string(builtin.join(name)).expect("read template");
-        let text = if name == "registration/login.html" { text.replace("<h1>Log in</h1>", "<h1>Team login</h1>") } else { text };
+        let text = if name == "registration/login.html" {
+            text.replace("<h1>Log in</h1>", "<h1>Team login</h1>")
+        } else {
+            text
+        };
         std::fs::write(&to, text).expect("write template");
     }
     let db = TestDb::sqlite();
     let server = TestServer::start(
         &db,
         &[
-            ("FERROCHAT_STATIC_DIR", static_dir.path().to_str().expect("utf-8 path")),
-            ("FERROCHAT_TEMPLATES_DIR", templates_dir.path().to_str().expect("utf-8 path")),
+            (
+                "FERROCHAT_STATIC_DIR",
+                static_dir.path().to_str().expect("utf-8 path"),
+            ),
+            (
+                "FERROCHAT_TEMPLATES_DIR",
+                templates_dir.path().to_str().expect("utf-8 path"),
+            ),
         ],
     )
     .await;
     let client = Client::new();
     let css = client.get(&server.url("/static/chatapp/extra.css")).await;
-    assert_eq!((css.status, css.body.as_str()), (200, "body { color: teal }"));
-    assert_eq!(client.get(&server.url("/static/chatapp/room.js")).await.status, 404, "only the team's directory is served");
+    assert_eq!(
+        (css.status, css.body.as_str()),
+        (200, "body { color: teal }")
+    );
+    assert_eq!(
+        client
+            .get(&server.url("/static/chatapp/room.js"))
+            .await
+            .status,
+        404,
+        "only the team's directory is served"
+    );
     let login = client.get(&server.url("/login/")).await;
     assert!(login.body.contains("<h1>Team login</h1>"), "{}", login.body);
     server.stop().await;

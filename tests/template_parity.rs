@@ -7,6 +7,8 @@
 //! Python runs once for all tests (the cases are batched); without the legacy venv the tests
 //! fail, they never skip.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use ferrochat::web::templates::{
     self, ChatMessageContext, IndexPage, LoginPage, RoomPage, SignupPage, Templates, UserContext,
 };
 use serde_json::{Value, json};
+use support::html::{diff, save_pages};
 
 /// A masked token of the right shape; the comparison masks token values anyway.
 const CSRF_TOKEN: &str = "Vx6pL0VJkvM2Z1SAdDwX3Yq9G2f0V9S3r8q0ZtHcX0n3mPcWd0nF0Kk2s3p8Q9a1";
@@ -576,66 +579,6 @@ fn lines(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A unified-style diff of two line lists (LCS; pages are a few hundred lines).
-fn diff(django: &[String], ours: &[String]) -> String {
-    let (n, m) = (django.len(), ours.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if django[i] == ours[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && django[i] == ours[j] {
-            ops.push((' ', &django[i]));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', &django[i]));
-            i += 1;
-        } else {
-            ops.push(('+', &ours[j]));
-            j += 1;
-        }
-    }
-    // Show changes with three lines of context.
-    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
-    let mut out = String::from("--- django\n+++ ferrochat\n");
-    let mut last_shown: Option<usize> = None;
-    for (k, (sign, line)) in ops.iter().enumerate() {
-        let near = changed.iter().any(|&c| k + 3 >= c && k <= c + 3);
-        if !near {
-            continue;
-        }
-        if last_shown.is_some_and(|l| k > l + 1) {
-            out.push_str("  ...\n");
-        }
-        out.push_str(&format!("{sign} {line}\n"));
-        last_shown = Some(k);
-    }
-    out
-}
-
-/// Both documents of a failing case, for a closer look.
-fn save_pages(id: &str, django: &str, ours: &str) -> (PathBuf, PathBuf) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("template_parity");
-    let django_file = dir.join(format!("{id}.django.html"));
-    let ours_file = dir.join(format!("{id}.ferrochat.html"));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&django_file, django))
-        .and_then(|()| std::fs::write(&ours_file, ours));
-    if let Err(e) = written {
-        eprintln!("cannot save the pages of {id} in {}: {e}", dir.display());
-    }
-    (django_file, ours_file)
-}
-
 fn check_pages(prefix: &str) {
     let parity = parity();
     let mut failures = Vec::new();
@@ -660,6 +603,7 @@ fn check_pages(prefix: &str) {
         );
         if django != ours {
             let (django_file, ours_file) = save_pages(
+                "template_parity",
                 &case.id,
                 result["django_html"].as_str().unwrap_or_default(),
                 &case.ferrochat_html,

@@ -65,7 +65,12 @@ pub struct ChatEvent {
 
 impl ChatEvent {
     pub fn new(id: i64, message: String, username: String, timestamp: &DateTime<Utc>) -> ChatEvent {
-        ChatEvent { id, message, username, timestamp: dates::isoformat(timestamp) }
+        ChatEvent {
+            id,
+            message,
+            username,
+            timestamp: dates::isoformat(timestamp),
+        }
     }
 
     /// `json.dumps({"id": …, "message": …, "username": …, "timestamp": …})` exactly: default
@@ -91,10 +96,19 @@ mod tests {
 
     #[test]
     fn strips_like_python_and_counts_code_points() {
-        assert_eq!(parse_client_text(r#"{"message": "  hi \u001f"}"#), Ok("hi".into()));
-        assert_eq!(parse_client_text(r#"{"message": "\u3000\u00a0"}"#), Err(Ignored::Empty));
+        assert_eq!(
+            parse_client_text(r#"{"message": "  hi \u001f"}"#),
+            Ok("hi".into())
+        );
+        assert_eq!(
+            parse_client_text(r#"{"message": "\u3000\u00a0"}"#),
+            Err(Ignored::Empty)
+        );
         let at_limit = format!(r#"{{"message": "{}"}}"#, "é".repeat(4000));
-        assert_eq!(parse_client_text(&at_limit).map(|s| s.chars().count()), Ok(4000));
+        assert_eq!(
+            parse_client_text(&at_limit).map(|s| s.chars().count()),
+            Ok(4000)
+        );
         let over = format!(r#"{{"message": "{}"}}"#, "é".repeat(4001));
         assert_eq!(parse_client_text(&over), Err(Ignored::TooLong(4001)));
     }
@@ -105,20 +119,35 @@ mod tests {
         assert_eq!(parse_client_text("[1]"), Err(Ignored::NotAnObject));
         assert_eq!(parse_client_text("\"x\""), Err(Ignored::NotAnObject));
         assert_eq!(parse_client_text("{}"), Err(Ignored::Empty));
-        assert_eq!(parse_client_text(r#"{"message": 42}"#), Err(Ignored::NotAString));
-        assert_eq!(parse_client_text(r#"{"message": null}"#), Err(Ignored::NotAString));
+        assert_eq!(
+            parse_client_text(r#"{"message": 42}"#),
+            Err(Ignored::NotAString)
+        );
+        assert_eq!(
+            parse_client_text(r#"{"message": null}"#),
+            Err(Ignored::NotAString)
+        );
     }
 
     #[test]
     fn frame_is_python_json_dumps() {
-        let ts = DateTime::parse_from_rfc3339("2026-11-24T04:36:42.485068Z").expect("ts").with_timezone(&Utc);
+        let ts = DateTime::parse_from_rfc3339("2026-11-24T04:36:42.485068Z")
+            .expect("ts")
+            .with_timezone(&Utc);
         let e = ChatEvent::new(1, "hello".into(), "admin".into(), &ts);
         assert_eq!(
             e.to_frame(),
             r#"{"id": 1, "message": "hello", "username": "admin", "timestamp": "2026-11-24T04:36:42.485068+00:00"}"#
         );
-        let ts0 = DateTime::parse_from_rfc3339("2026-11-24T04:36:42Z").expect("ts").with_timezone(&Utc);
-        let e = ChatEvent::new(7, "h\u{e9}llo \u{1f600} \"q\" <b>".into(), "\u{fc}ser".into(), &ts0);
+        let ts0 = DateTime::parse_from_rfc3339("2026-11-24T04:36:42Z")
+            .expect("ts")
+            .with_timezone(&Utc);
+        let e = ChatEvent::new(
+            7,
+            "h\u{e9}llo \u{1f600} \"q\" <b>".into(),
+            "\u{fc}ser".into(),
+            &ts0,
+        );
         assert_eq!(
             e.to_frame(),
             r#"{"id": 7, "message": "h\u00e9llo \ud83d\ude00 \"q\" <b>", "username": "\u00fcser", "timestamp": "2026-11-24T04:36:42+00:00"}"#

@@ -39,7 +39,11 @@ impl Hub {
     /// A hub whose room openings/closings go to `changes` (the layer drains it).
     pub fn new(queue: usize) -> (Arc<Hub>, mpsc::UnboundedReceiver<RoomChange>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let hub = Hub { rooms: Mutex::new(HashMap::new()), queue: queue.max(1), changes: tx };
+        let hub = Hub {
+            rooms: Mutex::new(HashMap::new()),
+            queue: queue.max(1),
+            changes: tx,
+        };
         (Arc::new(hub), rx)
     }
 
@@ -54,11 +58,18 @@ impl Hub {
         let mut rooms = self.rooms();
         let entry = rooms.entry(room.clone()).or_insert_with(|| {
             let _ = self.changes.send(RoomChange::Opened(room.clone()));
-            LocalRoom { sender: broadcast::channel(self.queue).0, members: 0 }
+            LocalRoom {
+                sender: broadcast::channel(self.queue).0,
+                members: 0,
+            }
         });
         entry.members += 1;
         let receiver = entry.sender.subscribe();
-        Membership { hub: Arc::clone(self), room: room.clone(), receiver }
+        Membership {
+            hub: Arc::clone(self),
+            room: room.clone(),
+            receiver,
+        }
     }
 
     fn leave(&self, room: &RoomName) {
@@ -109,6 +120,18 @@ pub enum Outgoing {
 impl Membership {
     pub fn room(&self) -> &RoomName {
         &self.room
+    }
+
+    /// The next frame if one is already waiting, without blocking (a closing socket drains its
+    /// queue with this before it says goodbye).
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        match self.receiver.try_recv() {
+            Ok(frame) => Some(Outgoing::Frame(frame)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Outgoing::Lagged(n)),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => {
+                None
+            }
+        }
     }
 
     /// Waits for the next frame for this socket. Never returns while the room exists, because
@@ -177,5 +200,16 @@ mod tests {
             hub.deliver(&room("a"), i.to_string().into());
         }
         assert!(matches!(slow.next().await, Outgoing::Lagged(6)));
+        assert_eq!(slow.try_next(), Some(Outgoing::Frame("6".into())));
+    }
+
+    #[tokio::test]
+    async fn try_next_does_not_wait() {
+        let (hub, _changes) = Hub::new(4);
+        let mut m = hub.join(&room("a"));
+        assert_eq!(m.try_next(), None);
+        hub.deliver(&room("a"), "x".into());
+        assert_eq!(m.try_next(), Some(Outgoing::Frame("x".into())));
+        assert_eq!(m.try_next(), None);
     }
 }

@@ -16,8 +16,14 @@ impl RoomName {
     pub fn parse(raw: &str) -> Result<RoomName, InvalidRoomName> {
         let ok = !raw.is_empty()
             && raw.len() <= MAX_ROOM_NAME_LEN
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(RoomName(raw.to_owned())) } else { Err(InvalidRoomName) }
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(RoomName(raw.to_owned()))
+        } else {
+            Err(InvalidRoomName)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,7 +61,17 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for bad in ["", " lobby", "lob by", "lobby/", "é", "a.b", "<b>", &"x".repeat(65), "lobby\n"] {
+        for bad in [
+            "",
+            " lobby",
+            "lob by",
+            "lobby/",
+            "é",
+            "a.b",
+            "<b>",
+            &"x".repeat(65),
+            "lobby\n",
+        ] {
             assert_eq!(RoomName::parse(bad), Err(InvalidRoomName), "{bad:?}");
         }
     }

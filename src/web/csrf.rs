@@ -8,13 +8,12 @@ use salvo::http::{HeaderValue, Method, StatusCode};
 use salvo::prelude::*;
 
 use crate::django::csrf::{
-    self, CSRF_COOKIE_AGE, CSRF_COOKIE_NAME, CSRF_FORM_FIELD, CSRF_HEADER, CsrfRequest, mask_cipher_secret,
-    new_csrf_secret, secret_from_cookie,
+    self, CSRF_COOKIE_AGE, CSRF_COOKIE_NAME, CSRF_FORM_FIELD, CSRF_HEADER, CsrfRequest,
+    mask_cipher_secret, new_csrf_secret, secret_from_cookie,
 };
 
 use super::host::allowed_host;
 use super::{AppState, app_state};
-
 
 /// This request's CSRF state (`request.META["CSRF_COOKIE"]` and `CSRF_COOKIE_NEEDS_UPDATE`).
 #[derive(Debug, Clone, Default)]
@@ -41,7 +40,12 @@ impl CsrfState {
 
 /// Reads the secret, checks unsafe requests, and sets the cookie after the handler if needed.
 #[handler]
-pub async fn csrf_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn csrf_hoop(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let Ok(state) = app_state(depot) else {
         return;
     };
@@ -49,8 +53,14 @@ pub async fn csrf_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response,
     // process_request: a malformed cookie is replaced by a new secret.
     let csrf = match cookie.as_deref().map(secret_from_cookie) {
         None => CsrfState::default(),
-        Some(Ok(secret)) => CsrfState { secret: Some(secret), needs_update: false },
-        Some(Err(_)) => CsrfState { secret: Some(new_csrf_secret()), needs_update: true },
+        Some(Ok(secret)) => CsrfState {
+            secret: Some(secret),
+            needs_update: false,
+        },
+        Some(Err(_)) => CsrfState {
+            secret: Some(new_csrf_secret()),
+            needs_update: true,
+        },
     };
 
     if !is_safe_method(req.method())
@@ -75,16 +85,32 @@ pub async fn csrf_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response,
 }
 
 fn is_safe_method(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// `process_view` for an unsafe method: the Origin (when sent), then the token.
-async fn check_request(state: &AppState, req: &mut Request, cookie: Option<&str>) -> Result<(), String> {
+async fn check_request(
+    state: &AppState,
+    req: &mut Request,
+    cookie: Option<&str>,
+) -> Result<(), String> {
     let settings = &state.settings;
     let good_host = allowed_host(req, &settings.allowed_hosts, settings.debug);
-    let post_token = if req.method() == Method::POST { req.form::<String>(CSRF_FORM_FIELD).await } else { None };
-    let header = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap_or("").to_owned());
-    let (origin, referer, header_token) = (header("origin"), header("referer"), header(CSRF_HEADER));
+    let post_token = if req.method() == Method::POST {
+        req.form::<String>(CSRF_FORM_FIELD).await
+    } else {
+        None
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+    };
+    let (origin, referer, header_token) =
+        (header("origin"), header("referer"), header(CSRF_HEADER));
     let request = CsrfRequest {
         good_host: good_host.as_deref(),
         // ferrochat speaks plain HTTP; behind a TLS proxy the Origin header (sent by every
@@ -101,8 +127,10 @@ async fn check_request(state: &AppState, req: &mut Request, cookie: Option<&str>
 
 fn reject(res: &mut Response, reason: &str, debug: bool) {
     res.status_code(StatusCode::FORBIDDEN);
-    res.headers_mut()
-        .insert(salvo::http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        salvo::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     let _ = res.write_body(csrf::csrf_failure_body(reason, debug));
 }
 
@@ -119,5 +147,6 @@ fn set_cookie(res: &mut Response, csrf: &CsrfState) {
         .expires(salvo::http::cookie::time::OffsetDateTime::now_utc() + age)
         .build();
     res.add_cookie(cookie);
-    res.headers_mut().append(VARY, HeaderValue::from_static("Cookie"));
+    res.headers_mut()
+        .append(VARY, HeaderValue::from_static("Cookie"));
 }

@@ -14,28 +14,56 @@ fn error_page(title: &str, details: &str) -> String {
 
 fn write_html(res: &mut Response, status: StatusCode, body: String) {
     res.status_code(status);
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     // A body was already being built (e.g. a page failed half-way): replace it.
     let _ = res.write_body(body);
 }
 
 pub fn not_found(res: &mut Response) {
-    write_html(res, StatusCode::NOT_FOUND, error_page("Not Found", "The requested resource was not found on this server."));
+    write_html(
+        res,
+        StatusCode::NOT_FOUND,
+        error_page(
+            "Not Found",
+            "The requested resource was not found on this server.",
+        ),
+    );
+}
+
+/// A path no page matches (Django's URL resolver failing).
+#[handler]
+pub async fn unknown_path(res: &mut Response) {
+    not_found(res);
 }
 
 pub fn bad_request(res: &mut Response) {
-    write_html(res, StatusCode::BAD_REQUEST, error_page("Bad Request (400)", ""));
+    write_html(
+        res,
+        StatusCode::BAD_REQUEST,
+        error_page("Bad Request (400)", ""),
+    );
 }
 
 pub fn server_error(res: &mut Response) {
-    write_html(res, StatusCode::INTERNAL_SERVER_ERROR, error_page("Server Error (500)", ""));
+    write_html(
+        res,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        error_page("Server Error (500)", ""),
+    );
 }
 
 /// `HttpResponseNotAllowed`: empty body, `Allow` listing what the view accepts.
 pub fn method_not_allowed(res: &mut Response, allow: &'static str) {
     res.status_code(StatusCode::METHOD_NOT_ALLOWED);
-    res.headers_mut().insert(salvo::http::header::ALLOW, HeaderValue::from_static(allow));
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut()
+        .insert(salvo::http::header::ALLOW, HeaderValue::from_static(allow));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
 }
 
 /// Catches what no route or handler answered with a body and gives it Django's page.
@@ -49,6 +77,13 @@ pub async fn error_pages(res: &mut Response, ctrl: &mut FlowCtrl) {
         StatusCode::NOT_FOUND => not_found(res),
         StatusCode::BAD_REQUEST => bad_request(res),
         StatusCode::INTERNAL_SERVER_ERROR => server_error(res),
+        // `HttpResponseNotAllowed` has an empty body: keep it (with its `Allow`).
+        StatusCode::METHOD_NOT_ALLOWED => {
+            res.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+        }
         _ => return,
     }
     ctrl.skip_rest();

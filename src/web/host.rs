@@ -6,8 +6,8 @@ use salvo::prelude::*;
 
 use crate::django::http::is_same_domain;
 
-use super::app_state;
 use super::errors::bad_request;
+use super::{BeforeXFrameOptions, app_state};
 
 /// Django's `host_validation_re`, applied to the lower-cased Host; returns (domain, port) with a
 /// trailing dot removed, or `None` for a host that is not a valid name or bracketed IPv6 address.
@@ -16,7 +16,9 @@ pub fn split_domain_port(host: &str) -> Option<(String, String)> {
     let (domain, rest) = if let Some(bracketed) = host.strip_prefix('[') {
         let end = bracketed.find(']')?;
         let inner = &bracketed[..end];
-        let ipv6_chars = inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let ipv6_chars = inner
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
         if !inner.contains(':') || !ipv6_chars {
             return None;
         }
@@ -24,7 +26,9 @@ pub fn split_domain_port(host: &str) -> Option<(String, String)> {
     } else {
         let end = host.find(':').unwrap_or(host.len());
         let name = &host[..end];
-        let name_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        let name_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
         if name.is_empty() || !name_chars {
             return None;
         }
@@ -35,15 +39,28 @@ pub fn split_domain_port(host: &str) -> Option<(String, String)> {
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.to_owned(),
         _ => return None,
     };
-    let domain = domain.strip_suffix('.').map(str::to_owned).unwrap_or(domain);
+    let domain = domain
+        .strip_suffix('.')
+        .map(str::to_owned)
+        .unwrap_or(domain);
     Some((domain, port))
 }
 
 /// `validate_host`: `*` matches anything, `.example.com` a domain and its subdomains.
 pub fn host_allowed(domain: &str, allowed_hosts: &[String], debug: bool) -> bool {
-    let defaults = [".localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned()];
-    let allowed = if debug && allowed_hosts.is_empty() { &defaults[..] } else { allowed_hosts };
-    allowed.iter().any(|pattern| pattern == "*" || is_same_domain(domain, pattern))
+    let defaults = [
+        ".localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "[::1]".to_owned(),
+    ];
+    let allowed = if debug && allowed_hosts.is_empty() {
+        &defaults[..]
+    } else {
+        allowed_hosts
+    };
+    allowed
+        .iter()
+        .any(|pattern| pattern == "*" || is_same_domain(domain, pattern))
 }
 
 /// The request's Host if it is allowed (`get_host()`), else `None`.
@@ -55,14 +72,24 @@ pub fn allowed_host(req: &Request, allowed_hosts: &[String], debug: bool) -> Opt
 
 /// Rejects a request whose Host is not allowed with 400, as Django's `DisallowedHost` does.
 #[handler]
-pub async fn host_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn host_hoop(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let Ok(state) = app_state(depot) else {
         return;
     };
     if allowed_host(req, &state.settings.allowed_hosts, state.settings.debug).is_none() {
-        let raw = req.headers().get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let raw = req
+            .headers()
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         tracing::warn!(target: "django.security.DisallowedHost", host = raw, "Invalid HTTP_HOST header");
         bad_request(res);
+        depot.insert_typed(BeforeXFrameOptions);
         ctrl.skip_rest();
     }
 }
@@ -73,9 +100,18 @@ mod tests {
 
     #[test]
     fn splits_like_django() {
-        assert_eq!(split_domain_port("Example.COM:8000"), Some(("example.com".into(), "8000".into())));
-        assert_eq!(split_domain_port("example.com."), Some(("example.com".into(), "".into())));
-        assert_eq!(split_domain_port("[::1]:80"), Some(("[::1]".into(), "80".into())));
+        assert_eq!(
+            split_domain_port("Example.COM:8000"),
+            Some(("example.com".into(), "8000".into()))
+        );
+        assert_eq!(
+            split_domain_port("example.com."),
+            Some(("example.com".into(), "".into()))
+        );
+        assert_eq!(
+            split_domain_port("[::1]:80"),
+            Some(("[::1]".into(), "80".into()))
+        );
         assert_eq!(split_domain_port("exa mple.com"), None);
         assert_eq!(split_domain_port("example.com:abc"), None);
         assert_eq!(split_domain_port(""), None);

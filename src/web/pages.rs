@@ -9,16 +9,16 @@ use salvo::prelude::*;
 
 use crate::auth::{self, AuthError};
 use crate::chat::RoomName;
-use crate::db::users::NewUser;
 use crate::db::DbError;
-use crate::django::http::url_has_allowed_host_and_scheme;
+use crate::db::users::{NewUser, User};
 use crate::django::dates::{http_date, isoformat};
+use crate::django::http::url_has_allowed_host_and_scheme;
 
 use super::csrf::CsrfState;
 use super::errors::{method_not_allowed, not_found, server_error};
 use super::forms::{AuthenticationForm, DjangoValidators, RoomForm, UserCreationForm};
 use super::host::allowed_host;
-use super::session::{self, CurrentUser, Session};
+use super::session::{self, CurrentUser, FallbackKeys, Session};
 use super::templates::{
     ChatMessageContext, IndexPage, LoginPage, Page, RoomPage, SignupPage, UserContext,
 };
@@ -58,27 +58,48 @@ struct Ctx {
 }
 
 fn ctx(depot: &Depot) -> Result<Ctx, PageError> {
-    Ok(Ctx { state: app_state(depot).map_err(|_| PageError::State("app state"))? })
+    Ok(Ctx {
+        state: app_state(depot).map_err(|_| PageError::State("app state"))?,
+    })
 }
 
-fn user_of(depot: &Depot) -> Option<crate::db::users::User> {
-    depot.get_typed::<CurrentUser>().ok().and_then(|u| u.0.clone())
+/// `request.user`, resolved on first use as Django's lazy `AuthenticationMiddleware` user is:
+/// only a view that looks at the user reads the session (so only its response gets
+/// `Vary: Cookie`, and only it flushes a session whose password hash is stale).
+async fn current_user(depot: &mut Depot) -> Result<Option<User>, PageError> {
+    if let Ok(user) = depot.get_typed::<CurrentUser>() {
+        return Ok(user.0.clone());
+    }
+    let state = app_state(depot).map_err(|_| PageError::State("app state"))?;
+    let session = depot
+        .get_typed_mut::<Session>()
+        .map_err(|_| PageError::State("session"))?;
+    let user = session::get_user(&state, session, FallbackKeys::Upgrade).await?;
+    depot.insert_typed(CurrentUser(user.clone()));
+    Ok(user)
 }
 
-fn user_context(depot: &Depot) -> UserContext {
-    match user_of(depot) {
+/// The `user` of the template context (`django.contrib.auth.context_processors.auth`).
+async fn user_context(depot: &mut Depot) -> Result<UserContext, PageError> {
+    Ok(match current_user(depot).await? {
         Some(u) => UserContext::authenticated(u.username),
         None => UserContext::anonymous(),
-    }
+    })
 }
 
 fn csrf_token(depot: &mut Depot) -> Result<String, PageError> {
-    Ok(depot.get_typed_mut::<CsrfState>().map_err(|_| PageError::State("csrf"))?.token())
+    Ok(depot
+        .get_typed_mut::<CsrfState>()
+        .map_err(|_| PageError::State("csrf"))?
+        .token())
 }
 
 fn render<P: Page>(state: &AppState, res: &mut Response, page: &P) -> PageResult {
     let html = state.templates.render_page(page)?;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     let _ = res.write_body(html);
     Ok(())
 }
@@ -88,7 +109,10 @@ fn redirect(res: &mut Response, to: &str) {
     if let Ok(v) = HeaderValue::from_str(to) {
         res.headers_mut().insert(LOCATION, v);
     }
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
 }
 
 /// `never_cache`: what Django's `add_never_cache_headers` sets on the login and logout views.
@@ -97,20 +121,27 @@ fn never_cache(res: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&http_date(chrono::Utc::now().timestamp())) {
         headers.insert(EXPIRES, v);
     }
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate, private"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate, private"),
+    );
 }
 
 /// `login_required`: anonymous users go to `/login/?next=<full path>`.
-fn require_login(req: &Request, depot: &Depot, res: &mut Response) -> bool {
-    if user_of(depot).is_some() {
-        return true;
+async fn require_login(
+    req: &Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<bool, PageError> {
+    if current_user(depot).await?.is_some() {
+        return Ok(true);
     }
     let full_path = match req.uri().query() {
         Some(q) => format!("{}?{q}", req.uri().path()),
         None => req.uri().path().to_owned(),
     };
     redirect(res, &format!("{LOGIN_URL}?next={}", quote_next(&full_path)));
-    false
+    Ok(false)
 }
 
 /// `QueryDict.urlencode(safe="/")` of the `next` value.
@@ -136,21 +167,27 @@ async fn safe_next(req: &mut Request, state: &AppState) -> String {
     if req.method() == Method::POST {
         next = form_field(req, "next").await.filter(|n| !n.is_empty());
     }
-    let next = next.or_else(|| req.query::<String>("next")).unwrap_or_default();
+    let next = next
+        .or_else(|| req.query::<String>("next"))
+        .unwrap_or_default();
     if next.is_empty() {
         return next;
     }
     let Some(host) = allowed_host(req, &state.settings.allowed_hosts, state.settings.debug) else {
         return String::new();
     };
-    if url_has_allowed_host_and_scheme(&next, &[host.as_str()], false) { next } else { String::new() }
+    if url_has_allowed_host_and_scheme(&next, &[host.as_str()], false) {
+        next
+    } else {
+        String::new()
+    }
 }
 
 /// `chatapp.views.index`: the room list and the join form.
 #[handler]
 pub async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
-        if !require_login(req, depot, res) {
+        if !require_login(req, depot, res).await? {
             return Ok(());
         }
         let Ctx { state } = ctx(depot)?;
@@ -165,7 +202,12 @@ pub async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             RoomForm::new()
         };
         let rooms = state.db.room_names().await?;
-        let page = IndexPage { user: user_context(depot), csrf_token: csrf_token(depot)?, form: form.context(), rooms };
+        let page = IndexPage {
+            user: user_context(depot).await?,
+            csrf_token: csrf_token(depot)?,
+            form: form.context(),
+            rooms,
+        };
         render(&state, res, &page)
     }
     .await;
@@ -176,7 +218,7 @@ pub async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 #[handler]
 pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
-        if !require_login(req, depot, res) {
+        if !require_login(req, depot, res).await? {
             return Ok(());
         }
         let Ctx { state } = ctx(depot)?;
@@ -199,7 +241,7 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             })
             .collect();
         let page = RoomPage {
-            user: user_context(depot),
+            user: user_context(depot).await?,
             csrf_token: csrf_token(depot)?,
             room_name: name.as_str().to_owned(),
             chat_messages,
@@ -224,12 +266,19 @@ pub async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             if let Some((username, password)) = form.credentials() {
                 match auth::authenticate(&state.db, &state.hasher, username, password).await? {
                     Some(user) => {
-                        let session = depot.get_typed_mut::<Session>().map_err(|_| PageError::State("session"))?;
+                        let session = depot
+                            .get_typed_mut::<Session>()
+                            .map_err(|_| PageError::State("session"))?;
                         session::login(&state, session, &user).await?;
+                        depot.insert_typed(CurrentUser(Some(user)));
                         if let Ok(csrf) = depot.get_typed_mut::<CsrfState>() {
                             csrf.rotate();
                         }
-                        let to = if next.is_empty() { LOGIN_REDIRECT_URL } else { next.as_str() };
+                        let to = if next.is_empty() {
+                            LOGIN_REDIRECT_URL
+                        } else {
+                            next.as_str()
+                        };
                         redirect(res, to);
                         return Ok(());
                     }
@@ -240,7 +289,12 @@ pub async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         } else {
             AuthenticationForm::new()
         };
-        let page = LoginPage { user: user_context(depot), csrf_token: csrf_token(depot)?, form: form.context(), next };
+        let page = LoginPage {
+            user: user_context(depot).await?,
+            csrf_token: csrf_token(depot)?,
+            form: form.context(),
+            next,
+        };
         render(&state, res, &page)
     }
     .await;
@@ -259,9 +313,18 @@ pub async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         }
         let Ctx { state } = ctx(depot)?;
         let next = safe_next(req, &state).await;
-        let session = depot.get_typed_mut::<Session>().map_err(|_| PageError::State("session"))?;
+        let session = depot
+            .get_typed_mut::<Session>()
+            .map_err(|_| PageError::State("session"))?;
         session::logout(&state, session).await?;
-        redirect(res, if next.is_empty() { LOGOUT_REDIRECT_URL } else { &next });
+        redirect(
+            res,
+            if next.is_empty() {
+                LOGOUT_REDIRECT_URL
+            } else {
+                &next
+            },
+        );
         Ok(())
     }
     .await;
@@ -277,7 +340,11 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             let username = form_field(req, "username").await;
             let password1 = form_field(req, "password1").await;
             let password2 = form_field(req, "password2").await;
-            let mut form = UserCreationForm::bind(username.as_deref(), password1.as_deref(), password2.as_deref());
+            let mut form = UserCreationForm::bind(
+                username.as_deref(),
+                password1.as_deref(),
+                password2.as_deref(),
+            );
             let taken = match form.username_for_lookup() {
                 Some(name) => state.db.username_exists_case_insensitive(name).await?,
                 None => false,
@@ -297,8 +364,11 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                     .await;
                 match created {
                     Ok(user) => {
-                        let session = depot.get_typed_mut::<Session>().map_err(|_| PageError::State("session"))?;
+                        let session = depot
+                            .get_typed_mut::<Session>()
+                            .map_err(|_| PageError::State("session"))?;
                         session::login(&state, session, &user).await?;
+                        depot.insert_typed(CurrentUser(Some(user)));
                         if let Ok(csrf) = depot.get_typed_mut::<CsrfState>() {
                             csrf.rotate();
                         }
@@ -307,7 +377,11 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                     }
                     // Someone took the name between the check and the insert.
                     Err(DbError::UsernameTaken) => {
-                        let mut form = UserCreationForm::bind(username.as_deref(), password1.as_deref(), password2.as_deref());
+                        let mut form = UserCreationForm::bind(
+                            username.as_deref(),
+                            password1.as_deref(),
+                            password2.as_deref(),
+                        );
                         form.validate(true, &DjangoValidators);
                         form
                     }
@@ -319,10 +393,13 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         } else {
             UserCreationForm::new()
         };
-        let page = SignupPage { user: user_context(depot), csrf_token: csrf_token(depot)?, form: form.context() };
+        let page = SignupPage {
+            user: user_context(depot).await?,
+            csrf_token: csrf_token(depot)?,
+            form: form.context(),
+        };
         render(&state, res, &page)
     }
     .await;
     finish(res, result);
 }
-

@@ -59,7 +59,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     ensure_schema(&db, &settings.database_url).await?;
     let chosen = layer::choose(&settings).await?;
     let (hub, changes) = Hub::new(settings.limits.ws_queue);
-    let channel_layer = layer::start(chosen, hub.clone(), changes).await?;
+    let channel_layer = layer::start(chosen, &settings, hub.clone(), changes).await?;
     let layer_kind = channel_layer.kind();
     let chat = Arc::new(ConsumerContext {
         db: db.clone(),
@@ -92,7 +92,9 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
 async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
     match schema::schema_state(db).await? {
         SchemaState::UpToDate => Ok(()),
-        SchemaState::Empty if matches!(url, DatabaseUrl::Sqlite { .. } | DatabaseUrl::SqliteMemory) => {
+        SchemaState::Empty
+            if matches!(url, DatabaseUrl::Sqlite { .. } | DatabaseUrl::SqliteMemory) =>
+        {
             schema::migrate(db).await?;
             tracing::info!(database = %url.redacted(), "created Django's schema in the new SQLite database");
             Ok(())
@@ -111,7 +113,10 @@ pub async fn run(settings: Settings, addr: SocketAddr) -> Result<(), ServeError>
     let acceptor = TcpListener::new(addr)
         .try_bind()
         .await
-        .map_err(|e| ServeError::Bind { addr, cause: e.to_string() })?;
+        .map_err(|e| ServeError::Bind {
+            addr,
+            cause: e.to_string(),
+        })?;
     let local = acceptor
         .holdings()
         .first()
@@ -136,8 +141,9 @@ where
     A: Acceptor + Send + 'static,
     S: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut server =
-        Server::new(acceptor).fuse_config(FuseConfig::default().with_http1_header_timeout(state.settings.limits.header_timeout));
+    let mut server = Server::new(acceptor).fuse_config(
+        FuseConfig::default().with_http1_header_timeout(state.settings.limits.header_timeout),
+    );
     // hyper answers 431 when the request head outgrows its read buffer.
     server.http1_mut().max_buf_size(MAX_HEADER_BYTES);
     let handle = server.handle();
@@ -155,8 +161,14 @@ where
     // an error rather than the signal).
     state.chat.shutdown.cancel();
     state.sockets.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, state.sockets.wait()).await.is_err() {
-        tracing::warn!(open = state.sockets.len(), "WebSockets still open after {SHUTDOWN_GRACE:?}; dropping them");
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.sockets.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = state.sockets.len(),
+            "WebSockets still open after {SHUTDOWN_GRACE:?}; dropping them"
+        );
     }
     state.chat.layer.shutdown().await;
 }

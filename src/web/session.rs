@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use salvo::http::HeaderValue;
 use salvo::http::cookie::{Cookie, SameSite};
 use salvo::http::header::VARY;
-use salvo::http::HeaderValue;
 use salvo::prelude::*;
 use serde_json::{Map, Value};
 
@@ -18,8 +18,8 @@ use crate::db::users::User;
 use crate::db::{Db, DbError, datetime};
 use crate::django::crypto::constant_time_eq;
 use crate::django::sessions::{
-    AUTH_USER_BACKEND, AUTH_USER_HASH, AUTH_USER_ID, MODEL_BACKEND, SessionSigner, is_valid_session_key,
-    new_session_key, session_auth_hash,
+    AUTH_USER_BACKEND, AUTH_USER_HASH, AUTH_USER_ID, MODEL_BACKEND, SessionSigner,
+    is_valid_session_key, new_session_key, session_auth_hash,
 };
 
 use super::{AppState, app_state};
@@ -38,13 +38,24 @@ pub struct Session {
     accessed: bool,
     /// The request carried a `sessionid` cookie (so an emptied session deletes it).
     cookie_in_request: bool,
+    /// That cookie's key is one Django keeps without looking it up (8 characters or more,
+    /// `SessionBase._validate_session_key`).
+    cookie_key_plausible: bool,
 }
 
 impl Session {
     /// Loads the session a `sessionid` cookie names: a missing, expired or malformed key gives
     /// an empty session; a row whose data fails to verify keeps its key with empty data, as Django.
-    pub async fn load(db: &Db, signer: &SessionSigner, cookie: Option<&str>) -> Result<Session, DbError> {
-        let mut session = Session { cookie_in_request: cookie.is_some(), ..Session::default() };
+    pub async fn load(
+        db: &Db,
+        signer: &SessionSigner,
+        cookie: Option<&str>,
+    ) -> Result<Session, DbError> {
+        let mut session = Session {
+            cookie_in_request: cookie.is_some(),
+            cookie_key_plausible: cookie.is_some_and(|k| k.chars().count() >= 8),
+            ..Session::default()
+        };
         let Some(key) = cookie.filter(|k| is_valid_session_key(k)) else {
             return Ok(session);
         };
@@ -68,6 +79,17 @@ impl Session {
 
     pub fn is_empty(&self) -> bool {
         self.key.is_none() && self.data.is_empty()
+    }
+
+    /// `is_empty()` as `SessionMiddleware.process_response` sees it: Django reads the row only
+    /// when a view reads the session, so a session never read is empty only when its cookie
+    /// key was malformed (a stale but well-formed cookie survives a page that ignores it).
+    fn is_empty_after_view(&self) -> bool {
+        if self.accessed {
+            self.is_empty()
+        } else {
+            !self.cookie_key_plausible
+        }
     }
 
     pub fn key(&self) -> Option<&str> {
@@ -132,7 +154,7 @@ fn expiry_from(now: DateTime<Utc>) -> DateTime<Utc> {
     now + TimeDelta::seconds(SESSION_COOKIE_AGE)
 }
 
-/// The user of this request, as `AuthenticationMiddleware` resolves it (`request.user`).
+/// The user of this request (`request.user`), cached in the depot once a view resolved it.
 #[derive(Debug, Clone, Default)]
 pub struct CurrentUser(pub Option<User>);
 
@@ -163,7 +185,8 @@ pub async fn get_user(
         Some(Value::Number(n)) => n.as_i64(),
         _ => None,
     };
-    let backend_ok = matches!(session.get(AUTH_USER_BACKEND), Some(Value::String(b)) if b == MODEL_BACKEND);
+    let backend_ok =
+        matches!(session.get(AUTH_USER_BACKEND), Some(Value::String(b)) if b == MODEL_BACKEND);
     let (Some(user_id), true) = (user_id, backend_ok) else {
         return Ok(None);
     };
@@ -179,17 +202,26 @@ pub async fn get_user(
     };
     let secret = &state.settings.secret_key;
     if !stored_hash.is_empty()
-        && constant_time_eq(stored_hash.as_bytes(), session_auth_hash(&user.password, secret).as_bytes())
+        && constant_time_eq(
+            stored_hash.as_bytes(),
+            session_auth_hash(&user.password, secret).as_bytes(),
+        )
     {
         return Ok(Some(user));
     }
     if fallbacks == FallbackKeys::Upgrade && !stored_hash.is_empty() {
         let matches_fallback = state.settings.secret_key_fallbacks.iter().any(|old| {
-            constant_time_eq(stored_hash.as_bytes(), session_auth_hash(&user.password, old).as_bytes())
+            constant_time_eq(
+                stored_hash.as_bytes(),
+                session_auth_hash(&user.password, old).as_bytes(),
+            )
         });
         if matches_fallback {
             session.cycle_key(&state.db, &state.session_signer).await?;
-            session.insert(AUTH_USER_HASH, Value::String(session_auth_hash(&user.password, secret)));
+            session.insert(
+                AUTH_USER_HASH,
+                Value::String(session_auth_hash(&user.password, secret)),
+            );
             return Ok(Some(user));
         }
     }
@@ -227,27 +259,29 @@ pub async fn logout(state: &AppState, session: &mut Session) -> Result<(), DbErr
     session.flush(&state.db).await
 }
 
-/// The session hoop: load before, save and set the cookie after (`SessionMiddleware`), and
-/// resolve `request.user` (`AuthenticationMiddleware`).
+/// The session hoop: load before, save and set the cookie after (`SessionMiddleware`). The user
+/// (`AuthenticationMiddleware`) is resolved lazily, by the views that look at it.
 #[handler]
-pub async fn session_hoop(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn session_hoop(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let Ok(state) = app_state(depot) else {
         res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
         ctrl.skip_rest();
         return;
     };
-    let cookie = req.cookie(SESSION_COOKIE_NAME).map(|c| c.value().to_owned());
+    let cookie = req
+        .cookie(SESSION_COOKIE_NAME)
+        .map(|c| c.value().to_owned());
     let loaded = Session::load(&state.db, &state.session_signer, cookie.as_deref()).await;
-    let mut session = match loaded {
+    let session = match loaded {
         Ok(s) => s,
         Err(e) => return fail(res, ctrl, &e),
     };
-    let user = match get_user(&state, &mut session, FallbackKeys::Upgrade).await {
-        Ok(u) => u,
-        Err(e) => return fail(res, ctrl, &e),
-    };
     depot.insert_typed(session);
-    depot.insert_typed(CurrentUser(user));
 
     ctrl.call_next(req, depot, res).await;
 
@@ -267,9 +301,16 @@ fn fail(res: &mut Response, ctrl: &mut FlowCtrl, e: &DbError) {
 }
 
 /// `SessionMiddleware.process_response`.
-async fn finish(state: &Arc<AppState>, session: &mut Session, res: &mut Response) -> Result<(), DbError> {
-    let vary = |res: &mut Response| res.headers_mut().append(VARY, HeaderValue::from_static("Cookie"));
-    if session.cookie_in_request && session.is_empty() {
+async fn finish(
+    state: &Arc<AppState>,
+    session: &mut Session,
+    res: &mut Response,
+) -> Result<(), DbError> {
+    let vary = |res: &mut Response| {
+        res.headers_mut()
+            .append(VARY, HeaderValue::from_static("Cookie"))
+    };
+    if session.cookie_in_request && session.is_empty_after_view() {
         res.add_cookie(deletion_cookie());
         vary(res);
         return Ok(());
@@ -295,7 +336,9 @@ fn session_cookie(key: String) -> Cookie<'static> {
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .max_age(salvo::http::cookie::time::Duration::seconds(SESSION_COOKIE_AGE))
+        .max_age(salvo::http::cookie::time::Duration::seconds(
+            SESSION_COOKIE_AGE,
+        ))
         .expires(expires)
         .build()
 }

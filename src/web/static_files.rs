@@ -12,8 +12,14 @@ use super::app_state;
 
 /// The legacy `chatapp/static/chatapp/` files, as served at `/static/chatapp/…`.
 const EMBEDDED: &[(&str, &[u8])] = &[
-    ("chatapp/room.js", include_bytes!("../../static/chatapp/room.js")),
-    ("chatapp/style.css", include_bytes!("../../static/chatapp/style.css")),
+    (
+        "chatapp/room.js",
+        include_bytes!("../../static/chatapp/room.js"),
+    ),
+    (
+        "chatapp/style.css",
+        include_bytes!("../../static/chatapp/style.css"),
+    ),
 ];
 
 pub enum StaticFiles {
@@ -32,11 +38,18 @@ impl StaticFiles {
     /// The bytes for a request path below `/static/`, refusing anything that could escape the root.
     async fn read(&self, rel: &str) -> Option<Vec<u8>> {
         let rel_path = Path::new(rel);
-        if rel.is_empty() || !rel_path.components().all(|c| matches!(c, Component::Normal(_))) {
+        if rel.is_empty()
+            || !rel_path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
             return None;
         }
         match self {
-            StaticFiles::Embedded => EMBEDDED.iter().find(|(name, _)| *name == rel).map(|(_, b)| b.to_vec()),
+            StaticFiles::Embedded => EMBEDDED
+                .iter()
+                .find(|(name, _)| *name == rel)
+                .map(|(_, b)| b.to_vec()),
             StaticFiles::Directory(root) => {
                 let path = root.join(rel_path);
                 let meta = tokio::fs::metadata(&path).await.ok()?;
@@ -51,7 +64,10 @@ impl StaticFiles {
 
 /// Content types as Python's `mimetypes` gives them to Django's static `serve` view.
 fn content_type(rel: &str) -> &'static str {
-    let ext = rel.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = rel
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "js" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",
@@ -72,7 +88,11 @@ fn content_type(rel: &str) -> &'static str {
 }
 
 #[handler]
-pub async fn serve_static(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), StatusError> {
+pub async fn serve_static(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), StatusError> {
     let state = app_state(depot)?;
     let rel: String = req.param::<String>("path").unwrap_or_default();
     let Some(bytes) = state.static_files.read(&rel).await else {
@@ -93,7 +113,8 @@ pub async fn serve_static(req: &mut Request, depot: &mut Depot, res: &mut Respon
     if not_modified {
         res.status_code(StatusCode::NOT_MODIFIED);
     } else {
-        res.write_body(bytes).map_err(|_| StatusError::internal_server_error())?;
+        res.write_body(bytes)
+            .map_err(|_| StatusError::internal_server_error())?;
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 //!   the legacy Django `settings.py` both accept.
 //! - [`Legacy`]: the real legacy Django app (a private copy of `vendor/legacy-django`) run from
 //!   the legacy venv: `manage.py <args>` and Python snippets with Django set up.
+//! - [`html`]: HTML documents normalized (Python's `html.parser`) and diffed, for parity tests.
 //! - [`schema`]: normalized schema and Django-row snapshots of a database, with readable diffs.
+//! - [`ws`]: a real WebSocket client for the chat socket (cookie, Origin, frames with deadlines).
 //! - [`ferrochat_bin`]: the built `ferrochat` binary.
 //!
 //! A missing service (PostgreSQL, MariaDB) or a missing legacy venv makes the test **fail** with
@@ -30,9 +32,11 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod db;
+pub mod html;
 pub mod legacy;
 pub mod schema;
 pub mod server;
+pub mod ws;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,273 @@
+//! `CHANNEL_LAYERS["default"]["CONFIG"]` of `channels_redis.core.RedisChannelLayer`, from the
+//! environment. Every node sharing one Redis (Django or ferrochat) needs the same values.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1).
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ChannelsRedisConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// The channels_redis options ferrochat supports, with channels_redis 4.2 defaults
+/// (`RedisChannelLayer.__init__`). Not supported: `channel_capacity` globs, Sentinel hosts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChannelsRedisConfig {
+    /// Shards, in channels_redis `hosts` order: a name's shard is its index here.
+    pub hosts: Vec<String>,
+    /// Prefixed to every key, with no separator before queue names (`asgispecific.x!`).
+    pub prefix: String,
+    /// Most members one queue key may hold; beyond it `group_send` drops, `send` fails.
+    pub capacity: usize,
+    /// Seconds: queue key TTL, and the age at which senders trim queued messages.
+    pub expiry: u64,
+    /// Seconds: group key TTL, and the age at which a membership counts as gone.
+    pub group_expiry: u64,
+    /// Secrets (not Fernet keys): each becomes `base64url(sha256(secret))`; the first encrypts.
+    pub symmetric_encryption_keys: Vec<String>,
+}
+
+impl Default for ChannelsRedisConfig {
+    fn default() -> Self {
+        ChannelsRedisConfig {
+            hosts: vec![DEFAULT_REDIS_URL.to_owned()],
+            prefix: "asgi".to_owned(),
+            capacity: 100,
+            expiry: 60,
+            group_expiry: 86400,
+            symmetric_encryption_keys: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ChannelsRedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts: Vec<String> = self.hosts.iter().map(|h| redact_url(h)).collect();
+        f.debug_struct("ChannelsRedisConfig")
+            .field("hosts", &hosts)
+            .field("prefix", &self.prefix)
+            .field("capacity", &self.capacity)
+            .field("expiry", &self.expiry)
+            .field("group_expiry", &self.group_expiry)
+            .field(
+                "symmetric_encryption_keys",
+                &self.symmetric_encryption_keys.len(),
+            )
+            .finish()
+    }
+}
+
+impl ChannelsRedisConfig {
+    /// Defaults with one host.
+    pub fn with_host(url: &str) -> Self {
+        ChannelsRedisConfig {
+            hosts: vec![url.to_owned()],
+            ..Self::default()
+        }
+    }
+
+    /// `FERROCHAT_REDIS_HOSTS` (comma list, channels_redis order) or else `REDIS_URL`, then
+    /// `FERROCHAT_REDIS_{PREFIX,CAPACITY,EXPIRY,GROUP_EXPIRY,ENCRYPTION_KEYS}`. Errors name the
+    /// variable.
+    pub fn from_env(vars: &HashMap<String, String>) -> Result<Self, ChannelsRedisConfigError> {
+        let get = |name: &str| vars.get(name).map(String::as_str);
+        let defaults = Self::default();
+
+        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(comma_list) {
+            Some(list) if !list.is_empty() => {
+                for url in &list {
+                    check_url("FERROCHAT_REDIS_HOSTS", url)?;
+                }
+                list
+            }
+            _ => {
+                let url = get("REDIS_URL")
+                    .unwrap_or(DEFAULT_REDIS_URL)
+                    .trim()
+                    .to_owned();
+                check_url("REDIS_URL", &url)?;
+                vec![url]
+            }
+        };
+
+        let prefix = match get("FERROCHAT_REDIS_PREFIX") {
+            None => defaults.prefix,
+            Some("") => {
+                return Err(invalid(
+                    "FERROCHAT_REDIS_PREFIX",
+                    "must not be empty (unset it for channels_redis' default \"asgi\")",
+                ));
+            }
+            Some(p) => p.to_owned(),
+        };
+
+        Ok(ChannelsRedisConfig {
+            hosts,
+            prefix,
+            capacity: positive(get, "FERROCHAT_REDIS_CAPACITY", defaults.capacity as u64)? as usize,
+            expiry: positive(get, "FERROCHAT_REDIS_EXPIRY", defaults.expiry)?,
+            group_expiry: positive(get, "FERROCHAT_REDIS_GROUP_EXPIRY", defaults.group_expiry)?,
+            symmetric_encryption_keys: get("FERROCHAT_REDIS_ENCRYPTION_KEYS")
+                .map(comma_list)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The hosts with passwords masked, for logs and errors.
+    pub fn redacted_host(&self, index: usize) -> String {
+        self.hosts
+            .get(index)
+            .map(|h| redact_url(h))
+            .unwrap_or_default()
+    }
+}
+
+fn invalid(var: &'static str, message: impl Into<String>) -> ChannelsRedisConfigError {
+    ChannelsRedisConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn check_url(var: &'static str, url: &str) -> Result<(), ChannelsRedisConfigError> {
+    redis::Client::open(url).map(drop).map_err(|e| {
+        invalid(
+            var,
+            format!("{:?} is not a usable Redis URL: {e}", redact_url(url)),
+        )
+    })
+}
+
+fn positive<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, ChannelsRedisConfigError> {
+    match get(var).map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(invalid(
+                var,
+                format!("expected a positive whole number, got {v:?}"),
+            )),
+        },
+    }
+}
+
+/// The URL with any password replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<ChannelsRedisConfig, ChannelsRedisConfigError> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ChannelsRedisConfig::from_env(&vars)
+    }
+
+    #[test]
+    fn defaults_are_channels_redis_defaults() {
+        let c = env(&[]).expect("defaults");
+        assert_eq!(c, ChannelsRedisConfig::default());
+        assert_eq!(c.hosts, ["redis://127.0.0.1:6379/0"]);
+        assert_eq!(
+            (c.prefix.as_str(), c.capacity, c.expiry, c.group_expiry),
+            ("asgi", 100, 60, 86400)
+        );
+        assert!(c.symmetric_encryption_keys.is_empty());
+    }
+
+    #[test]
+    fn hosts_list_wins_over_redis_url_in_order() {
+        let c = env(&[
+            ("REDIS_URL", "redis://one:6379/0"),
+            (
+                "FERROCHAT_REDIS_HOSTS",
+                " redis://a:6379/1 , redis://b:6380/2,",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.hosts, ["redis://a:6379/1", "redis://b:6380/2"]);
+        let c = env(&[
+            ("REDIS_URL", "redis://one:6379/3"),
+            ("FERROCHAT_REDIS_HOSTS", ""),
+        ])
+        .expect("valid");
+        assert_eq!(c.hosts, ["redis://one:6379/3"]);
+    }
+
+    #[test]
+    fn tuning_and_keys() {
+        let c = env(&[
+            ("FERROCHAT_REDIS_PREFIX", "chat"),
+            ("FERROCHAT_REDIS_CAPACITY", "1000"),
+            ("FERROCHAT_REDIS_EXPIRY", "30"),
+            ("FERROCHAT_REDIS_GROUP_EXPIRY", "3600"),
+            ("FERROCHAT_REDIS_ENCRYPTION_KEYS", "new-secret,old-secret"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.prefix.as_str(), c.capacity, c.expiry, c.group_expiry),
+            ("chat", 1000, 30, 3600)
+        );
+        assert_eq!(c.symmetric_encryption_keys, ["new-secret", "old-secret"]);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (var, value) in [
+            ("FERROCHAT_REDIS_CAPACITY", "many"),
+            ("FERROCHAT_REDIS_CAPACITY", "0"),
+            ("FERROCHAT_REDIS_EXPIRY", "-1"),
+            ("FERROCHAT_REDIS_GROUP_EXPIRY", "1.5"),
+            ("FERROCHAT_REDIS_PREFIX", ""),
+            ("FERROCHAT_REDIS_HOSTS", "redis://ok:6379,http://nope"),
+            ("REDIS_URL", "not a url"),
+        ] {
+            let err = env(&[(var, value)]).expect_err(value);
+            assert_eq!(err.var, var, "{err}");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = ChannelsRedisConfig {
+            hosts: vec!["redis://:hunter2@h:6379/0".into()],
+            symmetric_encryption_keys: vec!["topsecret".into()],
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            "{shown}"
+        );
+    }
+}
