@@ -3,24 +3,10 @@
 
 mod support;
 
-use ferrochat::db::users::NewUser;
-use ferrochat::django::hashers::make_password_with;
 use support::{Client, TestDb, TestServer};
 
-/// A user with a cheap (1000-iteration) hash; logging in upgrades it, as Django would.
 async fn user(server: &TestServer, username: &str, password: &str) {
-    server
-        .state
-        .db
-        .create_user(NewUser {
-            username: username.into(),
-            email: String::new(),
-            password_hash: make_password_with(password, "testsaltTESTSALT123456", 1000),
-            is_staff: false,
-            is_superuser: false,
-        })
-        .await
-        .expect("create user");
+    server.create_user(username, password).await;
 }
 
 async fn started() -> (TestDb, TestServer) {

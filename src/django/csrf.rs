@@ -292,22 +292,6 @@ pub fn check_request<S: AsRef<str>>(
     check_token(req.cookie, req.post_token, req.header_token)
 }
 
-/// `django.utils.html.escape`.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 const PAGE_HEAD: &str = r#"<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -410,7 +394,7 @@ pub fn csrf_failure_body(reason: &str, debug: bool) -> String {
         out.push_str("\n<div id=\"info\">\n  <h2>Help</h2>\n    ");
         if !reason.is_empty() {
             out.push_str("\n    <p>Reason given for failure:</p>\n    <pre>\n    ");
-            out.push_str(&html_escape(reason));
+            out.push_str(&super::html::escape(reason));
             out.push_str("\n    </pre>\n    ");
         }
         out.push_str(DEBUG_HELP);

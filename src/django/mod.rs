@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod dates;
 pub mod hashers;
+pub mod html;
 pub mod http;
 pub mod py_json;
 pub mod pyunicode;

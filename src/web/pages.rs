@@ -252,6 +252,20 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     finish(res, result);
 }
 
+/// `django.contrib.auth.login` for this request: the session, `request.user`, and a new CSRF
+/// secret (`rotate_token`).
+async fn log_in(state: &AppState, depot: &mut Depot, user: User) -> PageResult {
+    let session = depot
+        .get_typed_mut::<Session>()
+        .map_err(|_| PageError::State("session"))?;
+    session::login(state, session, &user).await?;
+    depot.insert_typed(CurrentUser(Some(user)));
+    if let Ok(csrf) = depot.get_typed_mut::<CsrfState>() {
+        csrf.rotate();
+    }
+    Ok(())
+}
+
 /// `LoginView` with `registration/login.html`.
 #[handler]
 pub async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
@@ -266,14 +280,7 @@ pub async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             if let Some((username, password)) = form.credentials() {
                 match auth::authenticate(&state.db, &state.hasher, username, password).await? {
                     Some(user) => {
-                        let session = depot
-                            .get_typed_mut::<Session>()
-                            .map_err(|_| PageError::State("session"))?;
-                        session::login(&state, session, &user).await?;
-                        depot.insert_typed(CurrentUser(Some(user)));
-                        if let Ok(csrf) = depot.get_typed_mut::<CsrfState>() {
-                            csrf.rotate();
-                        }
+                        log_in(&state, depot, user).await?;
                         let to = if next.is_empty() {
                             LOGIN_REDIRECT_URL
                         } else {
@@ -364,14 +371,7 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                     .await;
                 match created {
                     Ok(user) => {
-                        let session = depot
-                            .get_typed_mut::<Session>()
-                            .map_err(|_| PageError::State("session"))?;
-                        session::login(&state, session, &user).await?;
-                        depot.insert_typed(CurrentUser(Some(user)));
-                        if let Ok(csrf) = depot.get_typed_mut::<CsrfState>() {
-                            csrf.rotate();
-                        }
+                        log_in(&state, depot, user).await?;
                         redirect(res, "/");
                         return Ok(());
                     }

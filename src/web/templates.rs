@@ -367,20 +367,7 @@ pub fn django_escape(input: &str, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// [`django_escape`] into a `String`.
-pub fn escape(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::django::html::escape;
 
 // ---------------------------------------------------------------------------------------------
 // static(), url(), csrf_input()

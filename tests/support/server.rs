@@ -65,6 +65,25 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Adds a user with a cheap (1000-iteration) hash; logging in upgrades it, as Django would.
+    pub async fn create_user(&self, username: &str, password: &str) {
+        self.state
+            .db
+            .create_user(ferrochat::db::users::NewUser {
+                username: username.into(),
+                email: String::new(),
+                password_hash: ferrochat::django::hashers::make_password_with(
+                    password,
+                    "testsaltTESTSALT123456",
+                    1000,
+                ),
+                is_staff: false,
+                is_superuser: false,
+            })
+            .await
+            .expect("create user");
+    }
+
     /// Stops accepting and waits for the server to wind down.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -169,22 +169,8 @@ impl Ws {
 /// A user with a cheap (1000-iteration) hash, logged in through ferrochat's own login form;
 /// returns the browser-like client and its session key.
 pub async fn logged_in(server: &super::TestServer, username: &str) -> (super::Client, String) {
-    use ferrochat::db::users::NewUser;
-    use ferrochat::django::hashers::make_password_with;
-
     let password = "correct horse battery";
-    server
-        .state
-        .db
-        .create_user(NewUser {
-            username: username.into(),
-            email: String::new(),
-            password_hash: make_password_with(password, "testsaltTESTSALT123456", 1000),
-            is_staff: false,
-            is_superuser: false,
-        })
-        .await
-        .expect("create user");
+    server.create_user(username, password).await;
     let client = super::Client::new();
     let page = client.login(&server.url(""), username, password).await;
     assert_eq!(page.status, 302, "login as {username}: {}", page.body);
