@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::db::url::{DatabaseUrl, DatabaseUrlError};
+use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
 
 /// The legacy app's literal development key: keeping it as our default means cookies issued by a
 /// default-configured Django keep working.
@@ -54,6 +55,12 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub redis_url: String,
     pub channel_layer: ChannelLayerChoice,
+    /// The channels_redis layer: `FERROCHAT_REDIS_HOSTS` (else `REDIS_URL`) and
+    /// `FERROCHAT_REDIS_{PREFIX,CAPACITY,EXPIRY,GROUP_EXPIRY,ENCRYPTION_KEYS}`.
+    pub channels_redis: ChannelsRedisConfig,
+    /// `FERROCHAT_NODE_ID`: this process's name in the channel layer. Unset, `runserver` derives
+    /// one from the host name and its listening address (`layer::redis::default_node_id`).
+    pub node_id: Option<NodeId>,
     /// `FERROCHAT_TEMPLATES_DIR`: a team's own ported templates, loaded instead of the built-in ones.
     pub templates_dir: Option<PathBuf>,
     /// `FERROCHAT_STATIC_DIR`: served at `/static/` instead of the built-in legacy files.
@@ -207,6 +214,19 @@ impl Settings {
             });
         }
 
+        let channels_redis =
+            ChannelsRedisConfig::from_env(vars).map_err(|e| ConfigError::Invalid {
+                var: e.var,
+                message: e.message,
+            })?;
+        let node_id = match get("FERROCHAT_NODE_ID").map(str::trim) {
+            None | Some("") => None,
+            Some(id) => Some(NodeId::parse(id).map_err(|e| ConfigError::Invalid {
+                var: "FERROCHAT_NODE_ID",
+                message: e.to_string(),
+            })?),
+        };
+
         Ok(Settings {
             secret_key,
             secret_key_is_default,
@@ -217,6 +237,8 @@ impl Settings {
             database_url,
             redis_url,
             channel_layer,
+            channels_redis,
+            node_id,
             templates_dir: get("FERROCHAT_TEMPLATES_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -315,6 +337,31 @@ mod tests {
             ("FERROCHAT_WS_PING_TIMEOUT", "soon"),
             ("FERROCHAT_WS_PING_INTERVAL", "-1"),
             ("FERROCHAT_WS_QUEUE", "0"),
+        ] {
+            let err = settings(&[(var, bad)]).expect_err("must fail");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn channel_layer_tuning_and_node_id() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.node_id, None);
+        assert_eq!(s.channels_redis.hosts, [DEFAULT_REDIS_URL]);
+        let s = settings(&[
+            ("REDIS_URL", "redis://r:6379/3"),
+            ("FERROCHAT_NODE_ID", " web-1 "),
+            ("FERROCHAT_REDIS_PREFIX", "chat"),
+        ])
+        .expect("parse");
+        assert_eq!(s.node_id.as_ref().map(|n| n.as_str()), Some("web-1"));
+        assert_eq!(s.channels_redis.hosts, ["redis://r:6379/3"]);
+        assert_eq!(s.channels_redis.prefix, "chat");
+        for (var, bad) in [
+            ("FERROCHAT_NODE_ID", "a!b"),
+            ("FERROCHAT_NODE_ID", "n234567890123456789012345x"),
+            ("FERROCHAT_REDIS_CAPACITY", "0"),
+            ("FERROCHAT_REDIS_HOSTS", "http://x"),
         ] {
             let err = settings(&[(var, bad)]).expect_err("must fail");
             assert!(err.to_string().starts_with(var), "{err}");

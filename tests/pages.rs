@@ -412,7 +412,7 @@ async fn html_is_escaped_in_room_names_usernames_and_messages() {
     db.message_insert(&ferrochat::db::messages::NewMessage {
         room_id: room.id,
         user_id: author.id,
-        content: "<script>alert('x')</script> & \"q\"",
+        content: "<script>alert('x')</script> & \"q\"".into(),
         timestamp: ferrochat::db::datetime::now(),
     })
     .await

@@ -827,7 +827,7 @@ async fn receiver_reports_a_redis_restart_and_recovers() {
     };
     let url = format!("redis://127.0.0.1:{port}/0");
     let wait_up = || async {
-        for _ in 0..100 {
+        for _ in 0..400 {
             if let Ok(c) = redis::Client::open(url.as_str())
                 && c.get_multiplexed_async_connection().await.is_ok()
             {

@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
-use crate::db::messages::NewMessage;
+use crate::db::messages::{MessageWriter, NewMessage};
 use crate::layer::ChannelLayer;
 
 use super::clock::Clock;
@@ -47,6 +47,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// What every socket of a server shares.
 pub struct ConsumerContext {
     pub db: Db,
+    /// Saves messages with group commit (one transaction for all that queued up meanwhile).
+    pub messages: MessageWriter,
     pub layer: Arc<dyn ChannelLayer>,
     pub clock: Arc<Clock>,
     /// Cancelled when the server shuts down.
@@ -194,10 +196,10 @@ async fn receive(ctx: &ConsumerContext, conn: &Connection, msg: &Message) -> Res
     let new = NewMessage {
         room_id: conn.room_id,
         user_id: conn.user_id,
-        content: &message,
+        content: message.clone(),
         timestamp,
     };
-    let id = match ctx.db.message_insert(&new).await {
+    let id = match ctx.messages.save(new).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(room = %conn.membership.room(), user = %conn.username, error = %e, "could not save a message");

@@ -92,6 +92,11 @@ impl Hub {
         sender.send(frame).unwrap_or(0)
     }
 
+    /// Whether `room` has at least one local socket now.
+    pub fn is_open(&self, room: &RoomName) -> bool {
+        self.rooms().contains_key(room)
+    }
+
     /// The rooms with at least one local socket (the layer re-registers these after a reconnect).
     pub fn open_rooms(&self) -> Vec<RoomName> {
         self.rooms().keys().cloned().collect()
@@ -190,6 +195,7 @@ mod tests {
         assert_eq!(changes.recv().await, Some(RoomChange::Closed(room("a"))));
         assert_eq!(hub.socket_count(), 0);
         assert!(hub.open_rooms().is_empty());
+        assert!(!hub.is_open(&room("a")));
     }
 
     #[tokio::test]

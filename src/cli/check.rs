@@ -250,37 +250,68 @@ async fn database_checks(
     }
 }
 
-/// Redis, as `CHANNEL_LAYER` needs it.
+/// Redis, as `CHANNEL_LAYER` needs it: every host of the channels_redis configuration
+/// (`FERROCHAT_REDIS_HOSTS`, else `REDIS_URL`), and the layer settings the Django side must match.
 async fn redis_checks(
     settings: &Settings,
     issues: &mut Vec<Issue>,
     report: &mut impl FnMut(String),
 ) {
-    let redis_url = crate::layer::redact(&settings.redis_url);
     if settings.channel_layer == ChannelLayerChoice::Memory {
         report("Redis: not checked (CHANNEL_LAYER=memory)".to_owned());
         return;
     }
-    let pinged =
-        tokio::time::timeout(PROBE_TIMEOUT, crate::layer::ping_redis(&settings.redis_url)).await;
-    let failure = match pinged {
-        Ok(Ok(())) => {
-            report(format!("Redis: reachable at {redis_url}"));
-            return;
+    let config = &settings.channels_redis;
+    report(format!(
+        "Channel layer: channels_redis, prefix {:?}, capacity {}, expiry {} s, group expiry {} s, \
+         encryption {}",
+        config.prefix,
+        config.capacity,
+        config.expiry,
+        config.group_expiry,
+        match config.symmetric_encryption_keys.len() {
+            0 => "off".to_owned(),
+            n => format!("on ({n} key(s))"),
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!(
-            "Redis at {redis_url} did not answer within {} s",
-            PROBE_TIMEOUT.as_secs()
-        ),
-    };
-    report(format!("Redis: UNREACHABLE at {redis_url}"));
+    ));
+    report(match &settings.node_id {
+        Some(node) => format!("FERROCHAT_NODE_ID: {node}"),
+        None => "FERROCHAT_NODE_ID: not set (runserver derives it from the host name and its \
+                 address)"
+            .to_owned(),
+    });
+    let mut failures = Vec::new();
+    for (index, url) in config.hosts.iter().enumerate() {
+        let shown = config.redacted_host(index);
+        let pinged = tokio::time::timeout(PROBE_TIMEOUT, crate::layer::ping_redis(url)).await;
+        let failure = match pinged {
+            Ok(Ok(())) => {
+                report(format!("Redis host #{index}: reachable at {shown}"));
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "Redis at {shown} did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        };
+        report(format!("Redis host #{index}: UNREACHABLE at {shown}"));
+        failures.push(failure);
+    }
+    if failures.is_empty() {
+        return;
+    }
+    let failure = failures.join("; ");
     if settings.channel_layer == ChannelLayerChoice::Redis {
         issues.push(Issue::new(
             Level::Error,
             "ferrochat.E003",
             format!("{failure}, and CHANNEL_LAYER=redis requires it."),
-            Some("Start Redis or fix REDIS_URL; CHANNEL_LAYER=memory serves a single node."),
+            Some(
+                "Start Redis or fix REDIS_URL (or FERROCHAT_REDIS_HOSTS); until it answers, \
+                 runserver keeps retrying and serves only its own sockets. CHANNEL_LAYER=memory \
+                 serves a single node.",
+            ),
         ));
     } else {
         issues.push(Issue::new(
@@ -291,8 +322,8 @@ async fn redis_checks(
                  would not exchange messages with other nodes (Daphne or ferrochat)."
             ),
             Some(
-                "Start Redis or fix REDIS_URL; set CHANNEL_LAYER=memory to choose a single \
-                 node explicitly.",
+                "Start Redis or fix REDIS_URL (or FERROCHAT_REDIS_HOSTS); set CHANNEL_LAYER=memory \
+                 to choose a single node explicitly.",
             ),
         ));
     }

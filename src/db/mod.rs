@@ -69,6 +69,12 @@ pub enum DbError {
         column: &'static str,
         detail: String,
     },
+    /// The message writer's batch failed (the cause was logged with the batch).
+    #[error("could not save the message: {0}")]
+    WriterFailed(String),
+    /// The message writer task is gone (the server is shutting down).
+    #[error("the message writer has stopped")]
+    WriterStopped,
 }
 
 /// Pool sizing; `Db::connect` uses the defaults.

@@ -4,11 +4,13 @@
 //! sends each saved message with [`ChannelLayer::group_send`]. Which implementation runs is
 //! decided once at startup ([`choose`], then [`start`]):
 //! - [`memory::MemoryLayer`]: one process; a message goes straight to the hub's room ring.
-//! - Redis (`channels_redis` on the wire, COMPAT §7): next; it plugs in here, consuming the hub's
-//!   [`RoomChange`]s to keep one group membership per process per room.
+//! - [`redis::RedisLayer`]: `channels_redis` on the wire (COMPAT §7), shared with Daphne nodes
+//!   and other ferrochat nodes; it consumes the hub's [`RoomChange`]s to keep one group
+//!   membership per process per room.
 
 pub mod channels_redis;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +22,26 @@ use crate::chat::RoomName;
 use crate::chat::frame::ChatEvent;
 use crate::chat::hub::{Hub, RoomChange};
 use crate::config::{ChannelLayerChoice, Settings};
+use channels_redis::ChannelsRedisConfig;
 
 /// How a saved room message reaches every socket in the room: the legacy
 /// `channel_layer.group_send("chat_<room>", {"type": "chat.message", ...})`.
 pub trait ChannelLayer: Send + Sync + 'static {
     /// What actually runs (reported by `/healthz` and `check`).
     fn kind(&self) -> LayerKind;
+
+    /// Whether the layer reaches the other nodes now (`/healthz`).
+    fn status(&self) -> LayerStatus {
+        LayerStatus::Ok
+    }
+
+    /// Resolves once messages other nodes send to `room` reach this node: the handshake of a
+    /// room's first local socket waits for it, as the legacy consumer's `group_add` precedes
+    /// `accept()`. Bounded; never waits while the layer is cut off from the other nodes.
+    fn joined<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        let _ = room;
+        Box::pin(async {})
+    }
 
     /// Sends one saved message to the room on every node this layer reaches, this one
     /// included, sender included. The frame is serialized once for all local sockets.
@@ -48,17 +64,52 @@ pub async fn start(
     hub: Arc<Hub>,
     changes: mpsc::UnboundedReceiver<RoomChange>,
 ) -> Result<Arc<dyn ChannelLayer>, LayerError> {
-    let _ = settings; // read by the Redis layer (REDIS_URL, FERROCHAT_REDIS_*)
     match kind {
         LayerKind::Memory => Ok(Arc::new(memory::MemoryLayer::start(hub, changes))),
         LayerKind::Redis => {
-            // The channels_redis-compatible layer is the next piece of work (issue 5); until it
-            // lands a single node still serves every socket it holds.
-            tracing::warn!(
-                "the Redis channel layer is not implemented yet: using the in-process layer; this \
-                 node will NOT exchange messages with other nodes"
-            );
-            Ok(Arc::new(memory::MemoryLayer::start(hub, changes)))
+            let node = match &settings.node_id {
+                Some(node) => node.clone(),
+                None => {
+                    let node = redis::random_node_id();
+                    tracing::info!(
+                        "FERROCHAT_NODE_ID is not set and the listening address is not known: \
+                         using the random node id {node} for this process"
+                    );
+                    node
+                }
+            };
+            Ok(Arc::new(redis::RedisLayer::start(
+                settings.channels_redis.clone(),
+                node,
+                hub,
+                changes,
+            )))
+        }
+    }
+}
+
+/// Whether a layer reaches the other nodes right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerStatus {
+    Ok,
+    /// Not yet connected (no attempt has failed yet), or re-registering memberships.
+    Connecting,
+    /// The cause: this node serves its own sockets only until it is back.
+    Unreachable(String),
+}
+
+impl LayerStatus {
+    pub fn is_ok(&self) -> bool {
+        *self == LayerStatus::Ok
+    }
+}
+
+impl std::fmt::Display for LayerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerStatus::Ok => f.write_str("ok"),
+            LayerStatus::Connecting => f.write_str("connecting"),
+            LayerStatus::Unreachable(cause) => write!(f, "unreachable: {cause}"),
         }
     }
 }
@@ -83,6 +134,11 @@ impl LayerKind {
 pub enum LayerError {
     #[error("Redis at {url} is unreachable: {cause}")]
     RedisUnreachable { url: String, cause: String },
+    /// The message reached this node's sockets but not the other nodes.
+    #[error("sent to this node's sockets only: {0}")]
+    NotBroadcast(String),
+    #[error("channel layer configuration: {0}")]
+    Config(String),
 }
 
 /// Pings Redis with a short timeout (an unreachable host must not stall startup).
@@ -91,15 +147,15 @@ pub async fn ping_redis(url: &str) -> Result<(), LayerError> {
         url: redact(url),
         cause,
     };
-    let client = redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
-    let config = redis::AsyncConnectionConfig::new()
+    let client = ::redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
+    let config = ::redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    let pong: String = redis::cmd("PING")
+    let pong: String = ::redis::cmd("PING")
         .query_async(&mut conn)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
@@ -110,15 +166,23 @@ pub async fn ping_redis(url: &str) -> Result<(), LayerError> {
     }
 }
 
-/// Resolves `CHANNEL_LAYER`: `redis` demands Redis, `memory` never touches it, unset (auto) uses
-/// Redis when it answers now and otherwise the in-process layer with a loud single-node warning.
+/// Pings every host of the channels_redis configuration (`FERROCHAT_REDIS_HOSTS` or
+/// `REDIS_URL`); the first failure is the error.
+pub async fn ping_hosts(config: &ChannelsRedisConfig) -> Result<(), LayerError> {
+    for url in &config.hosts {
+        ping_redis(url).await?;
+    }
+    Ok(())
+}
+
+/// Resolves `CHANNEL_LAYER`: `redis` always runs the Redis layer (which keeps retrying until
+/// Redis answers), `memory` never touches Redis, unset (auto) uses Redis when it answers now and
+/// otherwise the in-process layer with a loud single-node warning.
 pub async fn choose(settings: &Settings) -> Result<LayerKind, LayerError> {
     match settings.channel_layer {
         ChannelLayerChoice::Memory => Ok(LayerKind::Memory),
-        ChannelLayerChoice::Redis => ping_redis(&settings.redis_url)
-            .await
-            .map(|()| LayerKind::Redis),
-        ChannelLayerChoice::Auto => match ping_redis(&settings.redis_url).await {
+        ChannelLayerChoice::Redis => Ok(LayerKind::Redis),
+        ChannelLayerChoice::Auto => match ping_hosts(&settings.channels_redis).await {
             Ok(()) => Ok(LayerKind::Redis),
             Err(e) => {
                 tracing::warn!(

@@ -1,4 +1,5 @@
-//! `GET /healthz`: touches the database, so a green health check means pages can be served.
+//! `GET /healthz`: touches the database, so a green health check means pages can be served, and
+//! says whether the channel layer reaches the other nodes (`channel_layer_status`).
 
 use salvo::http::StatusCode;
 use salvo::prelude::*;
@@ -20,11 +21,24 @@ pub async fn healthz(depot: &mut Depot, res: &mut Response) -> Result<(), Status
     if !healthy {
         res.status_code(StatusCode::SERVICE_UNAVAILABLE);
     }
+    // Redis away is "degraded", still 200: the node serves pages and chats with its own sockets,
+    // and a load balancer that pulled every node because the shared Redis blinked would turn a
+    // partial outage into a full one. Monitoring reads `channel_layer_status`.
+    let layer = state.chat.layer.status();
+    if !layer.is_ok() {
+        tracing::debug!(status = %layer, "health check: channel layer not fully up");
+    }
+    let status = match (healthy, layer.is_ok()) {
+        (false, _) => "error",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
     res.render(Json(json!({
-        "status": if healthy { "ok" } else { "error" },
+        "status": status,
         "database": database,
         "database_vendor": state.db.vendor(),
         "channel_layer": state.layer_kind.name(),
+        "channel_layer_status": layer.to_string(),
     })));
     Ok(())
 }

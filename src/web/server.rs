@@ -16,6 +16,7 @@ use crate::chat::clock::Clock;
 use crate::chat::consumer::ConsumerContext;
 use crate::chat::hub::Hub;
 use crate::config::Settings;
+use crate::db::messages::MessageWriter;
 use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
 use crate::db::{Db, DbError};
@@ -27,6 +28,8 @@ use crate::django::sessions::SessionSigner;
 use super::templates::{TemplateError, Templates};
 use super::{AppState, service, static_files::StaticFiles};
 
+/// The most chat messages one commit saves (group commit).
+const MESSAGE_BATCH: usize = 256;
 /// How long in-flight requests, and sockets saying goodbye, get after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The most a request line plus headers may take (hyper's read buffer; hyper answers 431
@@ -63,6 +66,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     let layer_kind = channel_layer.kind();
     let chat = Arc::new(ConsumerContext {
         db: db.clone(),
+        messages: MessageWriter::spawn(db.clone(), MESSAGE_BATCH),
         layer: channel_layer,
         clock: Arc::new(Clock::default()),
         shutdown: CancellationToken::new(),
@@ -108,7 +112,12 @@ async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
 }
 
 /// Binds `addr` and serves until a shutdown signal.
-pub async fn run(settings: Settings, addr: SocketAddr) -> Result<(), ServeError> {
+pub async fn run(mut settings: Settings, addr: SocketAddr) -> Result<(), ServeError> {
+    // The channel layer's node id: from the host name and this address unless set, so a
+    // restarted server takes its own place again (and an ephemeral port gets a random one).
+    if settings.node_id.is_none() && addr.port() != 0 {
+        settings.node_id = Some(layer::redis::default_node_id(&addr));
+    }
     let state = build_state(settings).await?;
     let acceptor = TcpListener::new(addr)
         .try_bind()

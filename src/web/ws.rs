@@ -119,6 +119,8 @@ async fn accept(
     // group_add before accept(), as the legacy consumer: nothing sent to the room after this
     // point is missed.
     let membership = state.hub.join(&room);
+    // With Redis, the node's membership of the room's group (for its first local socket).
+    state.chat.layer.joined(&room).await;
     let peer = req.remote_addr().to_string();
     let conn = Connection {
         user_id: user.id,

@@ -7,6 +7,8 @@
 //!   the legacy venv: `manage.py <args>` and Python snippets with Django set up.
 //! - [`html`]: HTML documents normalized (Python's `html.parser`) and diffed, for parity tests.
 //! - [`schema`]: normalized schema and Django-row snapshots of a database, with readable diffs.
+//! - [`redis_env`]: a test's own slice of the shared Redis, a private `redis-server` to stop and
+//!   restart, and the real Python `channels_redis` layer.
 //! - [`ws`]: a real WebSocket client for the chat socket (cookie, Origin, frames with deadlines).
 //! - [`ferrochat_bin`]: the built `ferrochat` binary.
 //!
@@ -34,6 +36,7 @@
 pub mod db;
 pub mod html;
 pub mod legacy;
+pub mod redis_env;
 pub mod schema;
 pub mod server;
 pub mod ws;

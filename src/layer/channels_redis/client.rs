@@ -42,6 +42,25 @@ pub enum ChannelsRedisError {
     Name(#[from] NameError),
 }
 
+impl ChannelsRedisError {
+    /// The host could not be reached or stopped answering (as opposed to a refusal such as
+    /// `ChannelFull`, a bad message or a server error reply): the caller may wait for it.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ChannelsRedisError::Redis { source, .. } => is_connection_error(source),
+            _ => false,
+        }
+    }
+
+    /// The index of the host this error came from, if it came from one.
+    pub fn host(&self) -> Option<usize> {
+        match self {
+            ChannelsRedisError::Redis { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+}
+
 /// What one `group_send` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupSendReport {
@@ -364,6 +383,19 @@ impl ChannelsRedis {
         group: &GroupName,
         message: &Value,
     ) -> Result<GroupSendReport, ChannelsRedisError> {
+        self.group_send_except(group, message, None).await
+    }
+
+    /// [`ChannelsRedis::group_send`] to every member but those queued at `except` (a
+    /// `non_local_name`, e.g. this node's `specific.<node-id>!`): a node that has already
+    /// delivered a message to its own sockets leaves itself out. Python has no such call; the
+    /// other members get exactly what Python's `group_send` would write.
+    pub async fn group_send_except(
+        &self,
+        group: &GroupName,
+        message: &Value,
+        except: Option<&str>,
+    ) -> Result<GroupSendReport, ChannelsRedisError> {
         // Refuse a bad message before any Redis work, even for an empty group.
         check_message(message)?;
         let config = &self.inner.config;
@@ -400,6 +432,9 @@ impl ChannelsRedis {
         let mut keys: Vec<(&str, Vec<&str>)> = Vec::new();
         for &member in &members {
             let non_local = non_local_name(member);
+            if except == Some(non_local) {
+                continue;
+            }
             match key_index.get(non_local) {
                 Some(&i) => keys[i].1.push(member),
                 None => {
