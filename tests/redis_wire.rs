@@ -5,7 +5,8 @@
 //! The Python side is `tests/redis_wire/py_layer.py`, a real `RedisChannelLayer` driven over
 //! stdin/stdout; its replies carry `repr()` of what Python received, which shows exact types.
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,32 +18,14 @@ use rand::RngExt;
 use redis::AsyncCommands;
 use rmpv::Value;
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
 use tokio::sync::mpsc;
+
+use support::redis_env::Py;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
 // ---------------------------------------------------------------------------------- helpers
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The legacy venv (`FERROCHAT_LEGACY_VENV`, else `.legacy-venv`); a missing one fails the test.
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("FERROCHAT_LEGACY_VENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".legacy-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "the legacy venv is missing ({}); create it with tools/legacy-venv",
-        python.display()
-    );
-    python
-}
 
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n.div_ceil(2)];
@@ -110,83 +93,6 @@ impl Drop for Space {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
         }
-    }
-}
-
-/// A real `channels_redis.core.RedisChannelLayer` in a Python process.
-struct Py {
-    _child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Py {
-    async fn start(space: &Space, extra: Json) -> Py {
-        let mut child = Command::new(venv_python())
-            .arg(repo_root().join("tests/redis_wire/py_layer.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the Python channel layer");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut py = Py {
-            _child: child,
-            stdin,
-            stdout,
-        };
-        let mut init = json!({"op": "init", "hosts": space.urls(), "prefix": space.prefix});
-        if let (Some(init), Json::Object(extra)) = (init.as_object_mut(), extra) {
-            init.extend(extra);
-        }
-        py.call(init).await;
-        py
-    }
-
-    async fn call(&mut self, cmd: Json) -> Json {
-        let line = format!("{cmd}\n");
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("write to Python");
-        let reply = tokio::time::timeout(Duration::from_secs(30), self.stdout.next_line())
-            .await
-            .expect("Python answers within 30 s")
-            .expect("read from Python")
-            .expect("Python is still running");
-        let reply: Json = serde_json::from_str(&reply).expect("JSON reply");
-        assert!(
-            reply.get("exception").is_none(),
-            "Python failed on {cmd}: {reply}"
-        );
-        reply
-    }
-
-    async fn new_channel(&mut self) -> String {
-        self.call(json!({"op": "new_channel"})).await["channel"]
-            .as_str()
-            .expect("channel")
-            .to_owned()
-    }
-
-    async fn group_add(&mut self, group: &str, channel: &str) {
-        self.call(json!({"op": "group_add", "group": group, "channel": channel}))
-            .await;
-    }
-
-    async fn group_send(&mut self, group: &str, message: Json) {
-        self.call(json!({"op": "group_send", "group": group, "message": message}))
-            .await;
-    }
-
-    /// `repr()` of the received message, or `None` on timeout.
-    async fn receive(&mut self, channel: &str, timeout_secs: f64) -> Option<String> {
-        let reply = self
-            .call(json!({"op": "receive", "channel": channel, "timeout": timeout_secs}))
-            .await;
-        reply["repr"].as_str().map(str::to_owned)
     }
 }
 
@@ -272,7 +178,7 @@ async fn python_group_send_reaches_a_rust_channel() {
     let (tx, mut rx) = mpsc::channel(64);
     let receiver = layer.spawn_receiver(&node, fast(), tx);
 
-    let mut py = Py::start(&space, json!({})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({})).await;
     let py_channel = py.new_channel().await;
     py.group_add("chat_lobby", &py_channel).await;
     py.group_send("chat_lobby", chat_event_json(7)).await;
@@ -318,7 +224,7 @@ async fn rust_group_send_is_received_by_python_with_the_exact_dict() {
     let layer = ChannelsRedis::connect(space.config())
         .await
         .expect("connect");
-    let mut py = Py::start(&space, json!({})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({})).await;
     let py_channel = py.new_channel().await;
     py.group_add("chat_lobby", &py_channel).await;
     let node = node("rs2py");
@@ -406,7 +312,7 @@ async fn encrypted_layers_interoperate() {
         ..space.config()
     };
     let layer = ChannelsRedis::connect(config).await.expect("connect");
-    let mut py = Py::start(&space, json!({"keys": keys})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({"keys": keys})).await;
     let py_channel = py.new_channel().await;
     py.group_add("chat_vault", &py_channel).await;
     let node = node("enc");
@@ -472,7 +378,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
         ..space.config()
     };
     let layer = ChannelsRedis::connect(config).await.expect("connect");
-    let mut py = Py::start(&space, json!({"capacity": 3})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({"capacity": 3})).await;
     let py_channel = py.new_channel().await;
     py.group_add("cap", &py_channel).await;
     let node = node("cap");
@@ -546,7 +452,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
 async fn consistent_hashing_over_two_hosts_matches_python() {
     // The hash function itself, for many names and ring sizes.
     let space = Space::new(2);
-    let mut py = Py::start(&space, json!({})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({})).await;
     let mut names: Vec<String> = (0..300).map(|i| format!("chat_room{i}")).collect();
     names.extend((0..300).map(|_| format!("specific.{}!", random_hex(32))));
     names.extend(["".into(), "x".into(), "chat_".into(), "héllo".into()]);
@@ -740,7 +646,7 @@ async fn keys_look_like_python_ones() {
     let layer = ChannelsRedis::connect(space.config())
         .await
         .expect("connect");
-    let mut py = Py::start(&space, json!({})).await;
+    let mut py = Py::start(&space.urls(), &space.prefix, json!({})).await;
     let py_channel = py.new_channel().await;
     py.group_add("chat_keys", &py_channel).await;
     let node = node("keys");
