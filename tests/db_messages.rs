@@ -128,3 +128,51 @@ async fn one_bad_message_fails_alone() {
     );
     conn.close().await;
 }
+
+/// The room page's one-statement read (`room_history`) gives what `Room.objects.get` plus the
+/// latest 50 messages give: no room, a room without history, and 60 messages (some sharing a
+/// timestamp, ordered by id then) of which the latest 50 come back oldest first.
+async fn room_history_matches_get_and_latest(db: TestDb) {
+    let (conn, user_id, room_id) = seeded(&db).await;
+    assert_eq!(conn.room_history("nowhere", 50).await.expect("read"), None);
+    assert_eq!(
+        conn.room_history("lobby", 50).await.expect("read"),
+        Some(Vec::new())
+    );
+    let start = datetime::now();
+    let batch: Vec<NewMessage> = (0..60i64)
+        .map(|i| NewMessage {
+            room_id,
+            user_id,
+            content: format!("message {i}"),
+            timestamp: start + chrono::TimeDelta::milliseconds(i / 3),
+        })
+        .collect();
+    conn.message_insert_batch(&batch).await.expect("insert");
+    let latest = conn.messages_latest(room_id, 50).await.expect("latest");
+    assert_eq!(latest.len(), 50);
+    assert_eq!(
+        latest.last().map(|m| m.content.as_str()),
+        Some("message 59")
+    );
+    assert_eq!(
+        conn.room_history("lobby", 50).await.expect("read"),
+        Some(latest)
+    );
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_history_matches_get_and_latest_on_sqlite() {
+    room_history_matches_get_and_latest(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_history_matches_get_and_latest_on_postgres() {
+    room_history_matches_get_and_latest(TestDb::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_history_matches_get_and_latest_on_mysql() {
+    room_history_matches_get_and_latest(TestDb::mysql()).await;
+}

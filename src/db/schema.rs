@@ -16,7 +16,6 @@ use std::fmt;
 
 use sqlx::mysql::MySqlPool;
 use sqlx::postgres::PgPool;
-use sqlx::sqlite::SqlitePool;
 use sqlx::{AssertSqlSafe, Connection, MySqlConnection, PgConnection, SqliteConnection};
 
 use super::{Db, DbError, datetime};
@@ -343,7 +342,7 @@ fn failed(statement: &str, cause: sqlx::Error, outcome: &str) -> DbError {
 
 /// SQLite DDL is transactional: one `BEGIN IMMEDIATE` transaction, which also takes the write
 /// lock before looking, so two concurrent runs cannot both see an empty database.
-async fn migrate_sqlite(pool: &SqlitePool) -> Result<MigrateReport, DbError> {
+async fn migrate_sqlite(pool: &super::SqliteDb) -> Result<MigrateReport, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let migrations_table_exists = match inspect_sqlite(&mut tx).await?.plan()? {
         Plan::Nothing => {

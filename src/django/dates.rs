@@ -15,23 +15,53 @@ pub fn truncate_to_micros(dt: &DateTime<Utc>) -> DateTime<Utc> {
 /// Python never has them). Years are zero-padded to four digits.
 pub fn isoformat(dt: &DateTime<Utc>) -> String {
     let mut s = String::with_capacity(32);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
+    write_isoformat(dt, &mut s);
+    s
+}
+
+/// [`isoformat`], appended to `out`.
+pub fn write_isoformat(dt: &DateTime<Utc>, out: &mut String) {
+    // The common years take the digit-pushing path (the room page formats 100 of these).
+    if (0..=9999).contains(&dt.year()) {
+        push_digits(out, dt.year().unsigned_abs(), 4);
+        out.push('-');
+        push_digits(out, dt.month(), 2);
+        out.push('-');
+        push_digits(out, dt.day(), 2);
+        out.push('T');
+        push_digits(out, dt.hour(), 2);
+        out.push(':');
+        push_digits(out, dt.minute(), 2);
+        out.push(':');
+        push_digits(out, dt.second(), 2);
+    } else {
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+    }
     // A leap second is shown by chrono as nanosecond >= 1e9; Python has no leap seconds.
     let micros = (dt.nanosecond() % 1_000_000_000) / 1_000;
     if micros != 0 {
-        let _ = write!(s, ".{micros:06}");
+        out.push('.');
+        push_digits(out, micros, 6);
     }
-    s.push_str("+00:00");
-    s
+    out.push_str("+00:00");
+}
+
+/// `value` as exactly `width` decimal digits, zero-padded (`value < 10^width`).
+pub fn push_digits(out: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
 }
 
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -90,6 +120,37 @@ mod tests {
         assert_eq!(isoformat(&ancient), "0999-01-02T03:04:05+00:00");
         let micro1 = Utc.timestamp_opt(0, 1_000).single().expect("valid");
         assert_eq!(isoformat(&micro1), "1970-01-01T00:00:00.000001+00:00");
+        let far = Utc
+            .with_ymd_and_hms(12345, 6, 7, 8, 9, 10)
+            .single()
+            .expect("valid");
+        assert_eq!(isoformat(&far), "12345-06-07T08:09:10+00:00");
+    }
+
+    #[test]
+    fn isoformat_digits_match_std_formatting() {
+        // Every field width over a spread of instants, against plain `format!`.
+        for step in 0..5_000i64 {
+            // From year 1 to beyond 9999 (the `write!` fallback).
+            let secs = -62_135_596_800 + step * 75_000_000 + step * 7_919;
+            let nanos = u32::try_from(step * 104_729 % 1_000_000_000).expect("in range");
+            let dt = Utc.timestamp_opt(secs, nanos).single().expect("valid");
+            let micros = nanos / 1_000;
+            let mut expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second()
+            );
+            if micros != 0 {
+                expected.push_str(&format!(".{micros:06}"));
+            }
+            expected.push_str("+00:00");
+            assert_eq!(isoformat(&dt), expected, "{secs} {nanos}");
+        }
     }
 
     #[test]

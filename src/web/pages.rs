@@ -227,11 +227,18 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             not_found(res);
             return Ok(());
         };
-        let stored_room = state.db.room_get_or_create(name.as_str()).await?;
-        let chat_messages = state
-            .db
-            .messages_latest(stored_room.id, HISTORY_LENGTH)
-            .await?
+        // `get_or_create` then the history: one query when the room exists (the usual case).
+        let history = match state.db.room_history(name.as_str(), HISTORY_LENGTH).await? {
+            Some(messages) => messages,
+            None => {
+                let stored_room = state.db.room_get_or_create(name.as_str()).await?;
+                state
+                    .db
+                    .messages_latest(stored_room.id, HISTORY_LENGTH)
+                    .await?
+            }
+        };
+        let chat_messages = history
             .into_iter()
             .map(|m| ChatMessageContext {
                 id: m.id,

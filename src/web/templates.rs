@@ -50,12 +50,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde::Serialize;
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use super::forms::{AuthenticationFormContext, RoomFormContext, UserCreationFormContext};
-use crate::django::dates::isoformat;
+use crate::django::dates::{push_digits, write_isoformat};
 
 /// The templates every deployment must provide (the legacy app's five).
 pub const TEMPLATE_NAMES: [&str; 5] = [
@@ -608,6 +608,50 @@ fn py_float_repr(f: f64) -> String {
 /// between date and time, `Z` allowed), or a naive `YYYY-MM-DD HH:MM:SS[.ffffff]` (Django's SQLite
 /// storage) taken as UTC. Converted to UTC, as Django converts to `TIME_ZONE` before `|date`.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    parse_isoformat_utc(text).or_else(|| parse_timestamp_general(text))
+}
+
+/// The shape [`isoformat`] writes for UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` (or with a
+/// space), read without chrono's format-string parser: what [`parse_timestamp_general`] gives
+/// for it, or `None` to leave anything else (leap seconds, out-of-range fields) to that.
+fn parse_isoformat_utc(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    let micros = match b.len() {
+        25 => 0,
+        32 if b[19] == b'.' => fixed_digits(&b[20..26])?,
+        _ => return None,
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+        || !b.ends_with(b"+00:00")
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(fixed_digits(&b[0..4])?).ok()?,
+        fixed_digits(&b[5..7])?,
+        fixed_digits(&b[8..10])?,
+    )?;
+    let time = NaiveTime::from_hms_micro_opt(
+        fixed_digits(&b[11..13])?,
+        fixed_digits(&b[14..16])?,
+        fixed_digits(&b[17..19])?,
+        micros,
+    )?;
+    Some(date.and_time(time).and_utc())
+}
+
+/// ASCII digits as a number; `None` if any byte is not a digit.
+fn fixed_digits(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+    })
+}
+
+fn parse_timestamp_general(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim().replacen('T', " ", 1);
     let text = match text.strip_suffix('Z') {
         Some(rest) => format!("{rest}+00:00"),
@@ -671,20 +715,20 @@ const FORMAT_CHARS: &str = "aAbcdDeEfFgGhHiIjlLmMnNoOPrsStTUuwWyYzZ";
 /// `django.utils.dateformat.format(value, format_string)` for an aware datetime in UTC
 /// (TIME_ZONE = "UTC", USE_TZ = True, LANGUAGE_CODE = "en-us").
 pub fn format_date(dt: &DateTime<Utc>, format: &str) -> String {
-    let chars: Vec<char> = format.chars().collect();
-    let mut out = String::new();
-    let mut literal = String::new();
-    for (i, &c) in chars.iter().enumerate() {
+    let mut out = String::with_capacity(32);
+    // The literal piece since the last format character, as a byte range of `format`.
+    let mut literal_start = 0;
+    let mut previous = None;
+    for (i, c) in format.char_indices() {
         // `(?<!\\)([chars])`: a format character not preceded by a backslash.
-        if FORMAT_CHARS.contains(c) && !(i > 0 && chars[i - 1] == '\\') {
-            unescape_literal(&literal, &mut out);
-            literal.clear();
+        if FORMAT_CHARS.contains(c) && previous != Some('\\') {
+            unescape_literal(&format[literal_start..i], &mut out);
+            literal_start = i + c.len_utf8();
             format_char(dt, c, &mut out);
-        } else {
-            literal.push(c);
         }
+        previous = Some(c);
     }
-    unescape_literal(&literal, &mut out);
+    unescape_literal(&format[literal_start..], &mut out);
     out
 }
 
@@ -715,7 +759,10 @@ fn format_char(dt: &DateTime<Utc>, c: char, out: &mut String) {
         'a' => write!(out, "{}", if dt.hour() > 11 { "p.m." } else { "a.m." }),
         'A' => write!(out, "{}", if dt.hour() > 11 { "PM" } else { "AM" }),
         'b' => write!(out, "{}", MONTHS[month0][..3].to_lowercase()),
-        'c' => write!(out, "{}", isoformat(dt)),
+        'c' => {
+            write_isoformat(dt, out);
+            Ok(())
+        }
         'd' => write!(out, "{:02}", dt.day()),
         'D' => write!(out, "{}", &WEEKDAYS[weekday0][..3]),
         'e' | 'T' => write!(out, "UTC"),
@@ -730,8 +777,14 @@ fn format_char(dt: &DateTime<Utc>, c: char, out: &mut String) {
         'g' => write!(out, "{hour12}"),
         'G' => write!(out, "{}", dt.hour()),
         'h' => write!(out, "{hour12:02}"),
-        'H' => write!(out, "{:02}", dt.hour()),
-        'i' => write!(out, "{:02}", dt.minute()),
+        'H' => {
+            push_digits(out, dt.hour(), 2);
+            Ok(())
+        }
+        'i' => {
+            push_digits(out, dt.minute(), 2);
+            Ok(())
+        }
         'I' => write!(out, "0"),
         'j' => write!(out, "{}", dt.day()),
         'l' => write!(out, "{}", WEEKDAYS[weekday0]),
@@ -831,7 +884,10 @@ fn date_filter(value: &Value, kwargs: Kwargs, _: &State) -> tera::TeraResult<Str
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
+    use crate::django::dates::isoformat;
 
     fn render_str(tera: &mut Tera, src: &str, context: &Context) -> String {
         tera.add_raw_template("t.html", src)
@@ -956,6 +1012,67 @@ mod tests {
             r"Fri, 02 Jan 2026 at 1 p.m. UTC +0000 0 \c"
         );
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn isoformat_fast_path_agrees_with_the_general_parser() {
+        let mut inputs = vec![
+            "2026-11-24T04:36:42.485068+00:00".to_owned(),
+            "2026-11-24 04:36:42.485068+00:00".to_owned(),
+            "2026-11-24T04:36:42+00:00".to_owned(),
+            "0000-01-01T00:00:00+00:00".to_owned(),
+            "2024-02-29T23:59:59.999999+00:00".to_owned(),
+            "2023-02-29T23:59:59+00:00".to_owned(),
+            "2026-13-01T00:00:00+00:00".to_owned(),
+            "2026-12-31T24:00:00+00:00".to_owned(),
+            "2026-12-31T23:60:00+00:00".to_owned(),
+            "2026-12-31T23:59:60+00:00".to_owned(),
+            "2026-12-31T23:59:60.5+00:00".to_owned(),
+            "2026-12-31X23:59:59+00:00".to_owned(),
+            "2026-12-31T23:59:59+01:00".to_owned(),
+            "2026-12-31T23:59:59.12345x+00:00".to_owned(),
+            "2026-12-31T23:59:59,123456+00:00".to_owned(),
+            "2026-1a-31T23:59:59+00:00".to_owned(),
+            " 2026-12-31T23:59:59+00:00".to_owned(),
+        ];
+        for step in 0..2_000i64 {
+            let secs = -62_135_596_800 + step * 126_000_000 + step * 7_919;
+            // Every third one on a whole second (no fraction in `isoformat`).
+            let micros = if step % 3 == 0 {
+                0
+            } else {
+                step * 104_729 % 1_000_000
+            };
+            let nanos = u32::try_from(micros * 1_000).expect("in range");
+            let dt = Utc.timestamp_opt(secs, nanos).single().expect("valid");
+            inputs.push(isoformat(&dt));
+        }
+        for text in &inputs {
+            assert_eq!(
+                parse_timestamp(text),
+                parse_timestamp_general(text),
+                "{text}"
+            );
+        }
+        assert!(parse_isoformat_utc(&inputs[0]).is_some());
+    }
+
+    #[test]
+    fn format_date_literals_and_escapes() {
+        let dt = parse_timestamp("2026-01-02T15:04:05.000006+00:00").expect("valid");
+        for (format, expected) in [
+            ("", ""),
+            ("c", "2026-01-02T15:04:05.000006+00:00"),
+            ("H:i", "15:04"),
+            (r"\H\i", "Hi"),
+            (r"\\H", r"\H"),
+            ("é H é", "é 15 é"),
+            ("xHx", "x15x"),
+            (r"\", r"\"),
+            ("\\\n", "\\\n"),
+        ] {
+            assert_eq!(format_date(&dt, format), expected, "{format:?}");
+        }
     }
 
     #[test]
