@@ -91,7 +91,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(20),
             ws_ping_timeout: Duration::from_secs(30),
-            ws_queue: 256,
+            ws_queue: crate::chat::hub::DEFAULT_SOCKET_QUEUE,
         }
     }
 }

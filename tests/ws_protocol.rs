@@ -375,6 +375,41 @@ async fn frames_match_the_saved_rows_on_postgresql_and_mysql() {
     }
 }
 
+/// A client that sends a burst without waiting for its echoes (several of its messages then
+/// await their save at once, batched with group commit) and closes straight after: every
+/// message is saved once, in the order sent, and reaches the room in that order, the last ones
+/// too (the legacy consumer finishes each `receive` before `disconnect`).
+#[tokio::test]
+async fn a_burst_then_close_is_saved_and_delivered_in_order_on_every_database() {
+    const BURST: usize = 300;
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        let (_db, server) = started(backend).await;
+        let (_a, alice_key) = logged_in(&server, "alice").await;
+        let (_b, bob_key) = logged_in(&server, "bob").await;
+        let mut alice = connect(&room_url(&server, "burst"), &alice_key).await;
+        let mut bob = connect(&room_url(&server, "burst"), &bob_key).await;
+        for i in 0..BURST {
+            alice.say(&format!("m{i}")).await;
+        }
+        alice.send(Message::Close(None)).await;
+        let mut last_id = 0;
+        for i in 0..BURST {
+            let frame = bob.next_json().await;
+            assert_eq!(frame["message"], format!("m{i}"), "{backend:?}");
+            let id = frame["id"].as_i64().expect("an integer id");
+            assert!(id > last_id, "{backend:?}: ids follow the sending order");
+            last_id = id;
+        }
+        bob.expect_silence(QUIET).await;
+        let rows = saved(&server, "burst").await;
+        let contents: Vec<String> = rows.iter().map(|m| m.content.clone()).collect();
+        let expected: Vec<String> = (0..BURST).map(|i| format!("m{i}")).collect();
+        assert_eq!(contents, expected, "{backend:?}: saved once each, in order");
+        assert_eq!(rows.last().map(|m| m.id), Some(last_id), "{backend:?}");
+        server.stop().await;
+    }
+}
+
 /// The real binary on SIGTERM: every socket is closed with 1001 and the process exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_every_socket_with_1001_and_exits() {

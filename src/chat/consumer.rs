@@ -1,39 +1,46 @@
 //! One task per WebSocket: the legacy `chatapp/consumers.py: ChatConsumer` after `accept()`.
 //!
-//! The task `select!`s over the client's frames, the room's outgoing frames, a ping timer and
-//! the server's shutdown token; nothing else runs per socket. For each text frame it does what
-//! `ChatConsumer.receive` does: parse and validate (ignored input is logged and the socket
-//! stays open), **save the message first**, then `group_send` it to the room, sender included.
+//! The task `select!`s over the client's frames, the room's waiting frames, its own messages'
+//! saves, a ping timer and the server's shutdown token; nothing else runs per socket. For each
+//! text frame it does what `ChatConsumer.receive` does: parse and validate (ignored input is
+//! logged and the socket stays open), **save the message first**, then `group_send` it to the
+//! room, sender included. Up to [`MAX_SAVING`] messages of one socket may await their save at
+//! once (group commit batches them with everyone else's); they are broadcast in the order sent.
+//! Whatever the room has for the socket is written as one batch with one flush.
 //!
 //! Close codes (RFC 6455 §7.4.1), always after the frames already queued for the socket:
 //! - 1001 the server is shutting down;
 //! - 1007 a text frame that is not UTF-8; 1009 a frame over [`MAX_CLIENT_FRAME`], refused from
 //!   its header, before the payload is buffered; 1002 any other protocol violation;
-//! - 1008 (policy) a client that reads too slowly: its queue of unsent frames reached
-//!   `FERROCHAT_WS_QUEUE` (the room's ring lapping a socket whose own save stalled that long
-//!   counts the same). 1008 rather than 1013 ("try again later"), because the cause is the
+//! - 1008 (policy) a client that reads too slowly: the room got `FERROCHAT_WS_QUEUE` frames (or
+//!   8 MiB) ahead of it. 1008 rather than 1013 ("try again later"), because the cause is the
 //!   client's reading, not the server's load, and reconnecting would not help it.
 //! - 1011 the database refused to save a message (the legacy consumer crashes the same way).
 //! - A peer that answers no ping within `FERROCHAT_WS_PING_TIMEOUT`, or a write that stalls as
 //!   long, is dropped without a close frame (Daphne drops it too).
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use futures_util::SinkExt;
 use salvo::websocket::{Message, WebSocket};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep, timeout};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
-use crate::db::messages::{MessageWriter, NewMessage};
+use crate::db::DbError;
+use crate::db::messages::{MessageWriter, NewMessage, PendingSave};
 use crate::layer::ChannelLayer;
 
 use super::clock::Clock;
 use super::frame::{ChatEvent, Ignored, parse_client_text};
-use super::hub::{Membership, Outgoing};
+use super::hub::Membership;
+use super::room_name::RoomName;
 
 /// The largest client frame or message accepted. The biggest legitimate one, 4000 code points
 /// each escaped as a `\uXXXX\uXXXX` surrogate pair, is under 49 KiB.
@@ -84,93 +91,169 @@ enum End {
 const GOING_AWAY: End = End::Close(1001, "Server shutting down");
 const TOO_SLOW: End = End::Close(1008, "Too slow to read");
 
+/// Messages of one socket that may await their save at once; at this many the socket stops
+/// reading its client (TCP pushes back) until the oldest is saved. The legacy consumer handles
+/// one at a time; a few in flight keep a fast sender's order and let group commit batch them.
+const MAX_SAVING: usize = 32;
+
+/// Most frames written to a socket before one flush: a busy room costs one `write` per socket
+/// per wake-up, not one per message.
+const MAX_BATCH: usize = 64;
+
+/// Who a socket's messages are from and where they go.
+struct Author {
+    user_id: i64,
+    username: String,
+    room_id: i64,
+    peer: String,
+}
+
+/// This socket's messages awaiting their save, oldest first (the writer saves in queue order).
+#[derive(Default)]
+struct Saving {
+    queue: VecDeque<(PendingSave, String, DateTime<Utc>)>,
+}
+
+/// A message whose save finished (or failed).
+struct Saved {
+    id: Result<i64, DbError>,
+    message: String,
+    timestamp: DateTime<Utc>,
+}
+
+impl Saving {
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn push(&mut self, save: PendingSave, message: String, timestamp: DateTime<Utc>) {
+        self.queue.push_back((save, message, timestamp));
+    }
+
+    /// The oldest save once it finishes; pending forever while none is queued.
+    async fn next(&mut self) -> Saved {
+        let Some((save, _, _)) = self.queue.front_mut() else {
+            return std::future::pending().await;
+        };
+        let id = save.await;
+        let (_, message, timestamp) = self
+            .queue
+            .pop_front()
+            .expect("the front entry was just awaited");
+        Saved {
+            id,
+            message,
+            timestamp,
+        }
+    }
+}
+
 /// Serves one accepted socket until it closes.
-pub async fn run(mut ws: WebSocket, ctx: Arc<ConsumerContext>, mut conn: Connection) {
-    let room = conn.membership.room().clone();
-    tracing::info!(room = %room, user = %conn.username, peer = %conn.peer, "WSCONNECT /ws/chat/{room}/");
-    let mut pending = VecDeque::new();
-    let end = serve(&mut ws, &ctx, &mut conn, &mut pending).await;
-    let mut membership = conn.membership;
+pub async fn run(mut ws: WebSocket, ctx: Arc<ConsumerContext>, conn: Connection) {
+    let Connection {
+        user_id,
+        username,
+        room_id,
+        mut membership,
+        peer,
+    } = conn;
+    let author = Author {
+        user_id,
+        username,
+        room_id,
+        peer,
+    };
+    let room = membership.room().clone();
+    tracing::info!(room = %room, user = %author.username, peer = %author.peer, "WSCONNECT /ws/chat/{room}/");
+    let mut saving = Saving::default();
+    let end = serve(&mut ws, &ctx, &author, &mut membership, &mut saving).await;
+    // Messages the client sent before the end are broadcast once saved, as the legacy consumer
+    // finishes its `receive` calls before `disconnect`: nothing accepted is lost.
+    Box::pin(finish_saving(&ctx, &author, &room, &mut saving)).await;
     if end == GOING_AWAY {
         // Writes in flight finish first: what the room sent this socket before the shutdown
         // is delivered, then the close frame.
-        drain(&mut ws, &ctx, &mut membership, &mut pending).await;
+        Box::pin(drain(&mut ws, &ctx, &mut membership)).await;
     }
     // The room forgets the socket now, not after the goodbye below.
     drop(membership);
     match end {
         End::PeerClosed => {
             // Sends tungstenite's queued reply to the peer's close frame.
-            let _ = timeout(CLOSE_LINGER, ws.close()).await;
+            let _ = Box::pin(timeout(CLOSE_LINGER, ws.close())).await;
         }
         End::PeerGone | End::Dead => {}
-        End::Close(code, reason) => say_goodbye(ws, code, reason).await,
+        End::Close(code, reason) => Box::pin(say_goodbye(ws, code, reason)).await,
     }
-    tracing::info!(room = %room, user = %conn.username, peer = %conn.peer, reason = ?end, "WSDISCONNECT /ws/chat/{room}/");
+    tracing::info!(room = %room, user = %author.username, peer = %author.peer, reason = ?end, "WSDISCONNECT /ws/chat/{room}/");
 }
 
 async fn serve(
     ws: &mut WebSocket,
     ctx: &ConsumerContext,
-    conn: &mut Connection,
-    pending: &mut VecDeque<Utf8Bytes>,
+    author: &Author,
+    membership: &mut Membership,
+    saving: &mut Saving,
 ) -> End {
     let mut ping = tokio::time::interval_at(Instant::now() + ctx.ping_interval, ctx.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
+    // Armed when a ping goes out, disarmed by any frame from the peer.
+    let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
+    // Reused for every batch: no allocation per wake-up once it has grown.
+    let mut batch: Vec<Utf8Bytes> = Vec::new();
     loop {
-        // Frames that queued up while a slow write was in progress go first, in order.
-        if let Some(frame) = pending.pop_front() {
-            if let Err(end) =
-                write(ws, ctx, &mut conn.membership, pending, Message::text(frame)).await
-            {
-                return end;
-            }
-            continue;
-        }
         tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => return GOING_AWAY,
-            out = conn.membership.next() => match out {
-                Outgoing::Frame(frame) => {
-                    if let Err(end) = write(ws, ctx, &mut conn.membership, pending, Message::text(frame)).await {
-                        return end;
-                    }
+            taken = membership.next_batch(MAX_BATCH, &mut batch) => {
+                if taken.is_err() {
+                    return TOO_SLOW;
                 }
-                Outgoing::Lagged(_) => return TOO_SLOW,
-            },
-            incoming = ws.recv() => {
+                if let Err(end) = Box::pin(send(ws, ctx, author, membership, saving, None, &mut batch)).await {
+                    return end;
+                }
+            }
+            saved = saving.next() => {
+                if let Err(end) = Box::pin(broadcast(ctx, author, membership.room(), saved)).await {
+                    return end;
+                }
+            }
+            incoming = ws.recv(), if saving.len() < MAX_SAVING => {
                 // Any frame proves the peer alive, not only a pong.
                 pong_deadline = None;
                 match incoming {
                     None => return End::PeerGone,
                     Some(Err(e)) => return read_error(&e),
                     Some(Ok(msg)) if msg.is_close() => return End::PeerClosed,
-                    Some(Ok(msg)) => {
-                        if let Err(end) = receive(ctx, conn, &msg).await {
-                            return end;
-                        }
-                    }
+                    Some(Ok(msg)) => receive(ctx, author, membership.room(), saving, &msg),
                 }
             }
             _ = ping.tick() => {
                 if pong_deadline.is_none() {
-                    pong_deadline = Some(Instant::now() + ctx.ping_timeout);
-                    if let Err(end) = write(ws, ctx, &mut conn.membership, pending, Message::ping(Vec::new())).await {
+                    pong_deadline = Some(Box::pin(sleep(ctx.ping_timeout)));
+                    let ping = Some(Message::ping(Vec::new()));
+                    if let Err(end) = Box::pin(send(ws, ctx, author, membership, saving, ping, &mut batch)).await {
                         return end;
                     }
                 }
             }
-            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                tracing::info!(user = %conn.username, peer = %conn.peer, "no pong within {:?}: dropping the socket", ctx.ping_timeout);
+            () = async { if let Some(deadline) = pong_deadline.as_mut() { deadline.await } }, if pong_deadline.is_some() => {
+                tracing::info!(user = %author.username, peer = %author.peer, "no pong within {:?}: dropping the socket", ctx.ping_timeout);
                 return End::Dead;
             }
         }
     }
 }
 
-/// `ChatConsumer.receive`: one client frame.
-async fn receive(ctx: &ConsumerContext, conn: &Connection, msg: &Message) -> Result<(), End> {
+/// `ChatConsumer.receive`, first half: one client frame, parsed and validated, queued for its
+/// save. The broadcast follows in [`broadcast`] once the save is committed.
+fn receive(
+    ctx: &ConsumerContext,
+    author: &Author,
+    room: &RoomName,
+    saving: &mut Saving,
+    msg: &Message,
+) {
     let parsed = if msg.is_text() {
         match msg.as_str() {
             Ok(text) => parse_client_text(text),
@@ -180,88 +263,127 @@ async fn receive(ctx: &ConsumerContext, conn: &Connection, msg: &Message) -> Res
         Err(Ignored::Binary)
     } else {
         // Ping (tungstenite answers it) or pong.
-        return Ok(());
+        return;
     };
     let message = match parsed {
         Ok(message) => message,
         Err(reason) => {
             // No error frame exists in the protocol: the legacy room.js would print it.
-            tracing::info!(room = %conn.membership.room(), user = %conn.username, %reason, "ignored a client frame");
-            return Ok(());
+            tracing::info!(room = %room, user = %author.username, %reason, "ignored a client frame");
+            return;
         }
     };
     // Saved first (`Message.objects.create`), then broadcast: a reload shows every message
     // anyone saw, whatever happens to the broadcast.
     let timestamp = ctx.clock.now();
-    let new = NewMessage {
-        room_id: conn.room_id,
-        user_id: conn.user_id,
+    let save = ctx.messages.enqueue(NewMessage {
+        room_id: author.room_id,
+        user_id: author.user_id,
         content: message.clone(),
         timestamp,
-    };
-    let id = match ctx.messages.save(new).await {
+    });
+    saving.push(save, message, timestamp);
+}
+
+/// `ChatConsumer.receive`, second half: `group_send` of a saved message to the room, sender
+/// included. A failed save closes the socket with 1011, as the legacy consumer crashes.
+async fn broadcast(
+    ctx: &ConsumerContext,
+    author: &Author,
+    room: &RoomName,
+    saved: Saved,
+) -> Result<(), End> {
+    let id = match saved.id {
         Ok(id) => id,
         Err(e) => {
-            tracing::error!(room = %conn.membership.room(), user = %conn.username, error = %e, "could not save a message");
+            tracing::error!(room = %room, user = %author.username, error = %e, "could not save a message");
             return Err(End::Close(1011, "Internal error"));
         }
     };
-    let event = ChatEvent::new(id, message, conn.username.clone(), &timestamp);
-    if let Err(e) = ctx.layer.group_send(conn.membership.room(), &event).await {
+    let event = ChatEvent::new(id, saved.message, author.username.clone(), &saved.timestamp);
+    if let Err(e) = ctx.layer.group_send(room, &event).await {
         // Saved, so a reload shows it; the socket itself is fine.
-        tracing::error!(room = %conn.membership.room(), id, error = %e, "could not broadcast a saved message");
+        tracing::error!(room = %room, id, error = %e, "could not broadcast a saved message");
     }
     Ok(())
 }
 
-/// Writes one message. While the peer reads slowly, the room's next frames are taken into
-/// `pending` (so the room's ring never laps this socket unnoticed); one more than the queue
-/// allows closes the socket (1008), and a write that stalls for the ping timeout drops it.
-async fn write(
+/// Broadcasts the socket's remaining messages as their saves finish, within the linger a
+/// closing socket has (the writer keeps saving whatever this gives up on).
+async fn finish_saving(
+    ctx: &ConsumerContext,
+    author: &Author,
+    room: &RoomName,
+    saving: &mut Saving,
+) {
+    let deadline = Instant::now() + ctx.ping_timeout.min(Duration::from_secs(5));
+    while saving.len() > 0 {
+        match tokio::time::timeout_at(deadline, saving.next()).await {
+            // A failed save is logged by `broadcast`; the socket is closing anyway.
+            Ok(saved) => {
+                let _ = broadcast(ctx, author, room, saved).await;
+            }
+            Err(_) => {
+                tracing::warn!(room = %room, user = %author.username, left = saving.len(), "gave up waiting to broadcast a closing socket's messages (they are saved)");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes `first` (a control frame) and the room's frames in `batch`, with one flush.
+/// Meanwhile finished saves are broadcast; a socket whose room gets more than the queue limit
+/// ahead of it during the write is closed (1008), and a write that stalls for the ping timeout
+/// drops it.
+async fn send(
     ws: &mut WebSocket,
     ctx: &ConsumerContext,
+    author: &Author,
     membership: &mut Membership,
-    pending: &mut VecDeque<Utf8Bytes>,
-    msg: Message,
+    saving: &mut Saving,
+    first: Option<Message>,
+    batch: &mut Vec<Utf8Bytes>,
 ) -> Result<(), End> {
     let stalled = sleep(ctx.ping_timeout);
-    let send = ws.send(msg);
-    tokio::pin!(stalled, send);
+    let io = async {
+        if let Some(msg) = first {
+            ws.feed(msg).await?;
+        }
+        for frame in batch.drain(..) {
+            ws.feed(Message::text(frame)).await?;
+        }
+        ws.flush().await
+    };
+    tokio::pin!(stalled, io);
     loop {
         tokio::select! {
             biased;
-            sent = &mut send => return sent.map_err(|e| {
+            sent = &mut io => return sent.map_err(|e| {
                 tracing::debug!(error = %e, "write failed");
                 End::PeerGone
             }),
-            out = membership.next() => match out {
-                Outgoing::Frame(frame) if pending.len() < ctx.queue => pending.push_back(frame),
-                Outgoing::Frame(_) | Outgoing::Lagged(_) => return Err(TOO_SLOW),
-            },
+            _ = membership.lagged() => return Err(TOO_SLOW),
+            saved = saving.next() => broadcast(ctx, author, membership.room(), saved).await?,
             () = &mut stalled => return Err(End::Dead),
         }
     }
 }
 
-/// The frames already queued for this socket when it closes (shutdown only), each with the
-/// linger as its deadline: a slow peer cannot hold the shutdown.
-async fn drain(
-    ws: &mut WebSocket,
-    ctx: &ConsumerContext,
-    membership: &mut Membership,
-    pending: &mut VecDeque<Utf8Bytes>,
-) {
-    let mut frames: Vec<Utf8Bytes> = pending.drain(..).collect();
-    while let Some(Outgoing::Frame(frame)) = membership.try_next() {
-        frames.push(frame);
+/// The frames already waiting for this socket when it closes (shutdown only), with the
+/// linger as their deadline: a slow peer cannot hold the shutdown.
+async fn drain(ws: &mut WebSocket, ctx: &ConsumerContext, membership: &mut Membership) {
+    let mut frames = Vec::new();
+    if membership.take(usize::MAX, &mut frames).is_err() {
+        return;
     }
     let deadline = Instant::now() + ctx.ping_timeout.min(Duration::from_secs(5));
-    for frame in frames {
-        match tokio::time::timeout_at(deadline, ws.send(Message::text(frame))).await {
-            Ok(Ok(())) => {}
-            _ => return,
+    let io = async {
+        for frame in frames {
+            ws.feed(Message::text(frame)).await?;
         }
-    }
+        ws.flush().await
+    };
+    let _ = tokio::time::timeout_at(deadline, io).await;
 }
 
 /// Sends the close frame and waits (briefly) for the peer's reply before dropping the

@@ -40,6 +40,54 @@ macro_rules! insert_each {
     }};
 }
 
+/// Rows per SQLite `INSERT`: 4 parameters each, well under SQLite's 32 766 limit.
+const SQLITE_MAX_ROWS: usize = 256;
+
+/// Splits `batch` into chunks whose sizes are powers of two (at most `max`), so only a handful
+/// of distinct statements exist for the driver to prepare and cache.
+fn power_of_two_chunks<T>(mut batch: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if batch.is_empty() {
+            return None;
+        }
+        let size = batch.len().min(max);
+        // The largest power of two that fits.
+        let size = 1usize << (usize::BITS - 1 - size.leading_zeros());
+        let (chunk, rest) = batch.split_at(size);
+        batch = rest;
+        Some(chunk)
+    })
+}
+
+/// `INSERT … VALUES (?, ?, ?, ?), … RETURNING id` for `rows` rows.
+fn sqlite_multi_insert(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO chatapp_message (content, timestamp, user_id, room_id) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?)"
+        });
+    }
+    sql.push_str(" RETURNING id");
+    sql
+}
+
+/// The ids of one multi-row insert, in the order of its rows. The rows of one statement are
+/// inserted in order, each taking the next id of the table's sequence, so ascending ids are
+/// row order (the order `RETURNING` lists them in is not promised).
+fn in_insert_order(mut ids: Vec<i64>, rows: usize) -> Result<Vec<i64>, DbError> {
+    if ids.len() != rows {
+        return Err(DbError::InvalidData {
+            column: "chatapp_message.id",
+            detail: format!("{rows} rows inserted but {} ids returned", ids.len()),
+        });
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 impl Db {
     /// Inserts one message (`Message.objects.create`) and returns its id.
     pub async fn message_insert(&self, m: &NewMessage) -> Result<i64, DbError> {
@@ -57,40 +105,53 @@ impl Db {
         let ids = match self {
             Db::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                let ids = insert_each!(
-                    tx,
-                    batch,
-                    SQL_QMARK,
-                    |m: &NewMessage| to_sqlite(&m.timestamp),
-                    |m: &NewMessage| Ok::<_, DbError>(m.user_id),
-                    |done: sqlx::sqlite::SqliteQueryResult| Ok::<_, DbError>(
-                        done.last_insert_rowid()
-                    )
-                );
+                let mut ids = Vec::with_capacity(batch.len());
+                for chunk in power_of_two_chunks(batch, SQLITE_MAX_ROWS) {
+                    let sql = sqlite_multi_insert(chunk.len());
+                    // Built only from the fixed text above: no input reaches the SQL.
+                    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+                    for m in chunk {
+                        query = query
+                            .bind(m.content.as_str())
+                            .bind(to_sqlite(&m.timestamp))
+                            .bind(m.user_id)
+                            .bind(m.room_id);
+                    }
+                    ids.extend(in_insert_order(
+                        query.fetch_all(&mut *tx).await?,
+                        chunk.len(),
+                    )?);
+                }
                 tx.commit().await?;
                 ids
             }
             Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                let mut ids = Vec::with_capacity(batch.len());
+                let mut contents = Vec::with_capacity(batch.len());
+                let mut timestamps = Vec::with_capacity(batch.len());
+                let mut users = Vec::with_capacity(batch.len());
+                let mut rooms = Vec::with_capacity(batch.len());
                 for m in batch {
-                    let user_id = i32::try_from(m.user_id).map_err(|_| DbError::InvalidData {
+                    contents.push(m.content.as_str());
+                    timestamps.push(m.timestamp);
+                    users.push(i32::try_from(m.user_id).map_err(|_| DbError::InvalidData {
                         column: "chatapp_message.user_id",
                         detail: format!("user id {} out of range", m.user_id),
-                    })?;
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO chatapp_message (content, timestamp, user_id, room_id) VALUES ($1, $2, $3, $4) RETURNING id",
-                    )
-                    .bind(m.content.as_str())
-                    .bind(m.timestamp)
-                    .bind(user_id)
-                    .bind(m.room_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    ids.push(id);
+                    })?);
+                    rooms.push(m.room_id);
                 }
-                tx.commit().await?;
-                ids
+                // One statement for the whole batch (a single implicit transaction).
+                let inserted: Vec<i64> = sqlx::query_scalar(
+                    "INSERT INTO chatapp_message (content, timestamp, user_id, room_id) \
+                     SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::int[], $4::bigint[]) \
+                     RETURNING id",
+                )
+                .bind(&contents)
+                .bind(&timestamps)
+                .bind(&users)
+                .bind(&rooms)
+                .fetch_all(p)
+                .await?;
+                in_insert_order(inserted, batch.len())?
             }
             Db::MySql(p) => {
                 let mut tx = p.begin().await?;
@@ -183,10 +244,102 @@ impl Db {
         newest_first.reverse();
         Ok(newest_first)
     }
-}
 
-/// Messages waiting for the writer before senders wait for room in its queue.
-const WRITER_QUEUE: usize = 4096;
+    /// The room page's two reads in one statement: `Room.objects.get(name=…)` and, when the
+    /// room exists, its latest `limit` messages oldest first (as [`Db::messages_latest`]).
+    /// `None` means no room was found: the caller falls back to `room_get_or_create`.
+    ///
+    /// The room is LEFT JOINed to its messages, so a room without history still gives one row
+    /// (with NULL message columns). `select_related("user")` is an INNER JOIN in Django; a
+    /// message whose author row is missing is filtered out here likewise, before the LIMIT.
+    pub async fn room_history(
+        &self,
+        name: &str,
+        limit: i64,
+    ) -> Result<Option<Vec<StoredMessage>>, DbError> {
+        macro_rules! sql {
+            ($name:literal, $limit:literal) => {
+                concat!(
+                    "SELECT m.id, m.content, m.timestamp, u.username \
+                     FROM chatapp_room r \
+                     LEFT JOIN chatapp_message m ON m.room_id = r.id \
+                     LEFT JOIN auth_user u ON u.id = m.user_id \
+                     WHERE r.name = ",
+                    $name,
+                    " AND (m.id IS NULL OR u.id IS NOT NULL) \
+                     ORDER BY m.timestamp DESC, m.id DESC LIMIT ",
+                    $limit
+                )
+            };
+        }
+        const SQL_QMARK: &str = sql!("?", "?");
+        const SQL_DOLLAR: &str = sql!("$1", "$2");
+        type Row<T> = (Option<i64>, Option<String>, Option<T>, Option<String>);
+        /// Rows to messages, newest first; `None` without any row (no such room).
+        fn collect<T>(
+            rows: Vec<Row<T>>,
+            timestamp: impl Fn(T) -> Result<DateTime<Utc>, DbError>,
+        ) -> Result<Option<Vec<StoredMessage>>, DbError> {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in rows {
+                // The one row of a room without messages.
+                let (Some(id), Some(content), Some(ts), Some(username)) = row else {
+                    continue;
+                };
+                messages.push(StoredMessage {
+                    id,
+                    content,
+                    timestamp: timestamp(ts)?,
+                    username,
+                });
+            }
+            Ok(Some(messages))
+        }
+        let newest_first = match self {
+            // SQLite re-prepares a statement whose `LIMIT ?` is rebound (it plans for the
+            // value), on every execution: the number goes into the SQL text instead, one cached
+            // statement per limit.
+            Db::Sqlite(p) => collect(
+                sqlx::query_as::<_, Row<String>>(sqlx::AssertSqlSafe(format!(
+                    "{}{limit}",
+                    sql!("?", "")
+                )))
+                .bind(name)
+                .fetch_all(p)
+                .await?,
+                |ts| {
+                    from_sqlite(&ts).map_err(|e| DbError::InvalidData {
+                        column: "chatapp_message.timestamp",
+                        detail: e.to_string(),
+                    })
+                },
+            )?,
+            Db::Postgres(p) => collect(
+                sqlx::query_as::<_, Row<DateTime<Utc>>>(SQL_DOLLAR)
+                    .bind(name)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?,
+                Ok,
+            )?,
+            Db::MySql(p) => collect(
+                sqlx::query_as::<_, Row<chrono::NaiveDateTime>>(SQL_QMARK)
+                    .bind(name)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?,
+                |ts| Ok(from_mysql(ts)),
+            )?,
+        };
+        Ok(newest_first.map(|mut messages| {
+            messages.reverse();
+            messages
+        }))
+    }
+}
 
 struct Job {
     message: NewMessage,
@@ -195,33 +348,61 @@ struct Job {
 
 /// Group commit for chat messages: every socket hands its message to one writer task, which
 /// saves whatever has queued up meanwhile in a single transaction. Under load one commit (one
-/// fsync on SQLite) carries many messages; alone, a message costs what it did before. Each
-/// sender still waits for its own id, so "saved, then broadcast" and per-sender order hold.
+/// fsync on SQLite) carries many messages; alone, a message costs what it did before. Messages
+/// are saved in the order they were queued and each sender learns its own id, so "saved, then
+/// broadcast" and per-sender order hold.
+///
+/// The queue itself is unbounded: what bounds it is each socket's limit on messages awaiting
+/// their save (a socket stops reading its client at that limit).
 #[derive(Clone)]
 pub struct MessageWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// One queued message's save, resolving to its id once committed.
+#[derive(Debug)]
+pub struct PendingSave {
+    answer: oneshot::Receiver<Result<i64, DbError>>,
+}
+
+impl std::future::Future for PendingSave {
+    type Output = Result<i64, DbError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(DbError::WriterStopped)))
+    }
 }
 
 impl MessageWriter {
     /// Starts the writer task on `db`; batches hold at most `max_batch` messages.
     pub fn spawn(db: Db, max_batch: usize) -> MessageWriter {
-        let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
+        let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_writer(db, rx, max_batch.max(1)));
         MessageWriter { jobs }
     }
 
+    /// Queues one message now (so messages queued one after another are saved in that order)
+    /// and returns its pending save.
+    pub fn enqueue(&self, message: NewMessage) -> PendingSave {
+        let (reply, answer) = oneshot::channel();
+        // A stopped writer drops the job, and with it `reply`: the save then answers
+        // `WriterStopped`.
+        let _ = self.jobs.send(Job { message, reply });
+        PendingSave { answer }
+    }
+
     /// Saves one message and returns its id once it is committed.
     pub async fn save(&self, message: NewMessage) -> Result<i64, DbError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { message, reply })
-            .await
-            .map_err(|_| DbError::WriterStopped)?;
-        answer.await.map_err(|_| DbError::WriterStopped)?
+        self.enqueue(message).await
     }
 }
 
-async fn run_writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+async fn run_writer(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();

@@ -60,6 +60,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     }
     let db = Db::connect(&settings.database_url).await?;
     ensure_schema(&db, &settings.database_url).await?;
+    open_sqlite_pool(&db).await;
     let chosen = layer::choose(&settings).await?;
     let (hub, changes) = Hub::new(settings.limits.ws_queue);
     let channel_layer = layer::start(chosen, &settings, hub.clone(), changes).await?;
@@ -84,11 +85,31 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         static_files,
         templates,
         session_signer,
-        hasher: PasswordHasher::per_core(),
+        hasher: PasswordHasher::for_this_machine(),
         hub,
         chat,
         sockets: TaskTracker::new(),
     }))
+}
+
+/// Opens every connection of a SQLite pool now (each is a thread and a page cache), so the
+/// first burst of requests does not queue behind opening them and the memory they take shows
+/// at startup rather than as a cost of the first sockets. A pool that cannot open them all
+/// opens the rest on demand, as before.
+async fn open_sqlite_pool(db: &Db) {
+    let Db::Sqlite(pool) = db else {
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        match pool.acquire().await {
+            Ok(conn) => held.push(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open every SQLite connection at startup");
+                break;
+            }
+        }
+    }
 }
 
 /// A brand-new SQLite file gets Django's schema (the README's one-command start); anything else

@@ -27,13 +27,16 @@ use crate::django::http::{ParsedUrl, is_same_domain, urlparse};
 use super::session::{FallbackKeys, SESSION_COOKIE_NAME, Session, get_user};
 use super::{AppState, app_state, errors, host};
 
-/// Per-socket buffers: tungstenite's default 128 KiB read buffer per connection is what makes
-/// a default socket cost ~136 KiB; 4 KiB brings it to ~8 KiB. Writes go straight through (no
-/// write buffer); a slow reader is bounded by the consumer's queue and this cap.
+/// Per-socket buffers: tungstenite's default 128 KiB read buffer, allocated up front for every
+/// connection, is what makes a default socket cost ~136 KiB. Clients send small frames (a chat
+/// line), so 1 KiB reads serve them; a larger frame takes more reads, not more memory at rest.
+/// The consumer feeds a batch of frames and flushes once; the write buffer (unallocated until a
+/// socket first writes) goes out early only past 16 KiB. A slow reader is bounded by the room's
+/// queue limit and the cap.
 pub fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_frame_size(Some(MAX_CLIENT_FRAME))
         .max_message_size(Some(MAX_CLIENT_FRAME))
