@@ -62,8 +62,6 @@ pub struct ConsumerContext {
     pub shutdown: CancellationToken,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
-    /// Frames a socket may have waiting beyond the one being written.
-    pub queue: usize,
 }
 
 /// The connection's `scope`: who, where, and the room membership joined before `accept()`.

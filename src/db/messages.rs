@@ -24,22 +24,6 @@ pub struct NewMessage {
     pub timestamp: DateTime<Utc>,
 }
 
-/// Inserts `batch` inside an open transaction, returning the ids in order.
-macro_rules! insert_each {
-    ($tx:expr, $batch:expr, $sql:expr, $bind_ts:expr, $bind_user:expr, $fetch_id:expr) => {{
-        let mut ids = Vec::with_capacity($batch.len());
-        for m in $batch {
-            let query = sqlx::query($sql)
-                .bind(m.content.as_str())
-                .bind($bind_ts(m))
-                .bind($bind_user(m)?)
-                .bind(m.room_id);
-            ids.push($fetch_id(query.execute(&mut *$tx).await?)?);
-        }
-        ids
-    }};
-}
-
 /// Rows per SQLite `INSERT`: 4 parameters each, well under SQLite's 32 766 limit.
 const SQLITE_MAX_ROWS: usize = 256;
 
@@ -155,18 +139,22 @@ impl Db {
             }
             Db::MySql(p) => {
                 let mut tx = p.begin().await?;
-                let ids = insert_each!(
-                    tx,
-                    batch,
-                    SQL_QMARK,
-                    |m: &NewMessage| to_mysql(&m.timestamp),
-                    |m: &NewMessage| Ok::<_, DbError>(m.user_id),
-                    |done: sqlx::mysql::MySqlQueryResult| i64::try_from(done.last_insert_id())
-                        .map_err(|_| DbError::InvalidData {
+                let mut ids = Vec::with_capacity(batch.len());
+                for m in batch {
+                    let done = sqlx::query(SQL_QMARK)
+                        .bind(m.content.as_str())
+                        .bind(to_mysql(&m.timestamp))
+                        .bind(m.user_id)
+                        .bind(m.room_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    ids.push(i64::try_from(done.last_insert_id()).map_err(|_| {
+                        DbError::InvalidData {
                             column: "chatapp_message.id",
-                            detail: "out of range".into()
-                        })
-                );
+                            detail: "out of range".into(),
+                        }
+                    })?);
+                }
                 tx.commit().await?;
                 ids
             }
@@ -405,25 +393,26 @@ impl MessageWriter {
 async fn run_writer(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
+        // Moved out of the jobs, not copied: the batch and its replies, in the same order.
+        let (batch, replies): (Vec<NewMessage>, Vec<_>) =
+            jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
         match db.message_insert_batch(&batch).await {
             Ok(ids) => {
-                for (job, id) in jobs.drain(..).zip(ids) {
-                    let _ = job.reply.send(Ok(id));
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
                 }
             }
             // One bad message (say, its author was deleted meanwhile) must not fail the others:
             // save them one by one so only the bad one gets the error.
-            Err(e) if jobs.len() > 1 => {
-                tracing::warn!(error = %e, size = jobs.len(), "a message batch failed; saving one by one");
-                for job in jobs.drain(..) {
-                    let result = db.message_insert(&job.message).await;
-                    let _ = job.reply.send(result);
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, size = batch.len(), "a message batch failed; saving one by one");
+                for (message, reply) in batch.iter().zip(replies) {
+                    let _ = reply.send(db.message_insert(message).await);
                 }
             }
             Err(e) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(DbError::WriterFailed(e.to_string())));
+                for reply in replies {
+                    let _ = reply.send(Err(DbError::WriterFailed(e.to_string())));
                 }
             }
         }

@@ -73,7 +73,6 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         shutdown: CancellationToken::new(),
         ping_interval: settings.limits.ws_ping_interval,
         ping_timeout: settings.limits.ws_ping_timeout,
-        queue: settings.limits.ws_queue,
     });
     let static_files = StaticFiles::new(settings.static_dir.as_deref());
     let templates = Templates::load(settings.templates_dir.as_deref())?;
