@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::secret::redact_url;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DatabaseUrlError {
     #[error("{0:?} is not a URL (expected sqlite:///path, postgres://… or mysql://…)")]
@@ -85,17 +87,7 @@ impl DatabaseUrl {
             // `sqlite:///` + the path: an absolute path then reads `sqlite:////abs`, as it must.
             DatabaseUrl::Sqlite { path } => format!("sqlite:///{}", path.display()),
             DatabaseUrl::SqliteMemory => "sqlite://:memory:".to_owned(),
-            DatabaseUrl::Postgres { url } | DatabaseUrl::MySql { url } => {
-                match url::Url::parse(url) {
-                    Ok(mut u) => {
-                        if u.password().is_some() {
-                            let _ = u.set_password(Some("***"));
-                        }
-                        u.to_string()
-                    }
-                    Err(_) => "<unparsable>".to_owned(),
-                }
-            }
+            DatabaseUrl::Postgres { url } | DatabaseUrl::MySql { url } => redact_url(url),
         }
     }
 

@@ -8,11 +8,11 @@ use salvo::http::{HeaderValue, Method, StatusCode};
 use salvo::prelude::*;
 
 use crate::auth::{self, AuthError};
-use crate::chat::RoomName;
 use crate::db::DbError;
 use crate::db::users::{NewUser, User};
-use crate::django::dates::{http_date, isoformat};
+use crate::django::dates::http_date;
 use crate::django::http::url_has_allowed_host_and_scheme;
+use crate::django::room_name::RoomName;
 
 use super::csrf::CsrfState;
 use super::errors::{method_not_allowed, not_found, server_error};
@@ -244,7 +244,7 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 id: m.id,
                 username: m.username,
                 content: m.content,
-                timestamp: isoformat(&m.timestamp),
+                timestamp: m.timestamp,
             })
             .collect();
         let page = RoomPage {
@@ -364,17 +364,11 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 None => false,
             };
             form.validate(taken, &DjangoValidators);
-            if let Some(new) = form.cleaned() {
-                let password_hash = state.hasher.make(new.password.clone()).await?;
+            if let Some(valid) = form.cleaned() {
+                let password_hash = state.hasher.make(valid.password.into_plain()).await?;
                 let created = state
                     .db
-                    .create_user(NewUser {
-                        username: new.username.clone(),
-                        email: String::new(),
-                        password_hash,
-                        is_staff: false,
-                        is_superuser: false,
-                    })
+                    .create_user(NewUser::signup(valid.username, password_hash))
                     .await;
                 match created {
                     Ok(user) => {

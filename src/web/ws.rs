@@ -20,9 +20,9 @@ use salvo::prelude::*;
 use salvo::websocket::WebSocketUpgrade;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::chat::RoomName;
 use crate::chat::consumer::{self, Connection, MAX_CLIENT_FRAME};
 use crate::django::http::{ParsedUrl, is_same_domain, urlparse};
+use crate::django::room_name::RoomName;
 
 use super::session::{FallbackKeys, SESSION_COOKIE_NAME, Session, get_user};
 use super::{AppState, app_state, errors, host};

@@ -70,7 +70,8 @@ impl TestServer {
         self.state
             .db
             .create_user(ferrochat::db::users::NewUser {
-                username: username.into(),
+                username: ferrochat::django::validators::Username::parse(username)
+                    .expect("valid username"),
                 email: String::new(),
                 password_hash: ferrochat::django::hashers::make_password_with(
                     password,

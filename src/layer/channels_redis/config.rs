@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-/// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1).
+use crate::secret::redact_url;
+
+/// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1); the one copy.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +80,12 @@ impl ChannelsRedisConfig {
         let get = |name: &str| vars.get(name).map(String::as_str);
         let defaults = Self::default();
 
+        // A bad `REDIS_URL` is an error even when the hosts list replaces it.
+        let redis_url = get("REDIS_URL")
+            .unwrap_or(DEFAULT_REDIS_URL)
+            .trim()
+            .to_owned();
+        check_url("REDIS_URL", &redis_url)?;
         let hosts = match get("FERROCHAT_REDIS_HOSTS").map(comma_list) {
             Some(list) if !list.is_empty() => {
                 for url in &list {
@@ -85,14 +93,7 @@ impl ChannelsRedisConfig {
                 }
                 list
             }
-            _ => {
-                let url = get("REDIS_URL")
-                    .unwrap_or(DEFAULT_REDIS_URL)
-                    .trim()
-                    .to_owned();
-                check_url("REDIS_URL", &url)?;
-                vec![url]
-            }
+            _ => vec![redis_url],
         };
 
         let prefix = match get("FERROCHAT_REDIS_PREFIX") {
@@ -169,17 +170,6 @@ fn positive<'a>(
     }
 }
 
-/// The URL with any password replaced by `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,11 +240,22 @@ mod tests {
             ("FERROCHAT_REDIS_PREFIX", ""),
             ("FERROCHAT_REDIS_HOSTS", "redis://ok:6379,http://nope"),
             ("REDIS_URL", "not a url"),
+            ("REDIS_URL", "http://x"),
         ] {
             let err = env(&[(var, value)]).expect_err(value);
             assert_eq!(err.var, var, "{err}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bad_redis_url_fails_even_beside_a_hosts_list() {
+        let err = env(&[
+            ("FERROCHAT_REDIS_HOSTS", "redis://a:6379/1"),
+            ("REDIS_URL", "http://x"),
+        ])
+        .expect_err("REDIS_URL is checked");
+        assert_eq!(err.var, "REDIS_URL", "{err}");
     }
 
     #[test]
