@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::db::url::{DatabaseUrl, DatabaseUrlError};
+use crate::django::settings::{env_bool, env_list};
 use crate::layer::ChannelLayerChoice;
 use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
 
@@ -226,24 +227,6 @@ impl Settings {
             limits: Limits::from_vars(|name| get(name).map(str::to_owned))?,
         })
     }
-}
-
-/// `settings.py env_bool`: true for 1/true/yes/on after strip + lower-case.
-fn env_bool(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
-}
-
-/// `settings.py env_list`: comma-split, items stripped, empty items dropped.
-fn env_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod pyunicode;
 mod pyunicode_tables;
 pub mod room_name;
 pub mod sessions;
+pub mod settings;
 pub mod signing;
 pub mod validators;
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::django::settings::env_list;
 use crate::secret::redact_url;
 
 /// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1); the one copy.
@@ -86,7 +87,7 @@ impl ChannelsRedisConfig {
             .trim()
             .to_owned();
         check_url("REDIS_URL", &redis_url)?;
-        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(comma_list) {
+        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(env_list) {
             Some(list) if !list.is_empty() => {
                 for url in &list {
                     check_url("FERROCHAT_REDIS_HOSTS", url)?;
@@ -114,7 +115,7 @@ impl ChannelsRedisConfig {
             expiry: positive(get, "FERROCHAT_REDIS_EXPIRY", defaults.expiry)?,
             group_expiry: positive(get, "FERROCHAT_REDIS_GROUP_EXPIRY", defaults.group_expiry)?,
             symmetric_encryption_keys: get("FERROCHAT_REDIS_ENCRYPTION_KEYS")
-                .map(comma_list)
+                .map(env_list)
                 .unwrap_or_default(),
         })
     }
@@ -133,15 +134,6 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ChannelsRedisConfig
         var,
         message: message.into(),
     }
-}
-
-fn comma_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn check_url(var: &'static str, url: &str) -> Result<(), ChannelsRedisConfigError> {
