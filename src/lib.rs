@@ -40,6 +40,9 @@ pub mod secret;
 
 pub mod django;
 
+#[cfg(test)]
+mod property_tests;
+
 /// The module list above, top to bottom.
 #[cfg(test)]
 const MODULE_ORDER: [&str; 9] = [
