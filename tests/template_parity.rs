@@ -48,10 +48,12 @@ fn parity() -> &'static Parity {
     PARITY.get_or_init(run_parity)
 }
 
+/// `FERROCHAT_LEGACY_PYTHON`, else the legacy venv's (`FERROCHAT_LEGACY_VENV`, as every other
+/// interop suite finds it).
 fn legacy_python() -> PathBuf {
     match std::env::var_os("FERROCHAT_LEGACY_PYTHON") {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".legacy-venv/bin/python"),
+        None => support::legacy::venv().join("bin/python"),
     }
 }
 
