@@ -21,12 +21,12 @@ use crate::django::dates::isoformat;
 use crate::django::room_name::RoomName;
 use crate::django::sessions::{SessionSigner, is_valid_session_key};
 use crate::django::validators::Username;
-use crate::django::{csrf, hashers, http, pyunicode, signing};
+use crate::django::{csrf, hashers, hosts, http, pyunicode, signing};
 use crate::layer::channels_redis::config::ChannelsRedisConfig;
 use crate::layer::channels_redis::wire::{Codec, Target, event_from_value, event_to_value};
 use crate::layer::channels_redis::{ChannelName, GroupName, NodeId};
 use crate::secret::redact_url;
-use crate::web::{host, ws};
+use crate::web::ws;
 
 /// Text that looks like what the parsers expect often enough to reach their deeper branches:
 /// pieces of the real formats mixed with arbitrary characters.
@@ -284,10 +284,10 @@ proptest! {
             let _ = http::urlparse(input).map(|p| p.geturl());
             let _ = http::url_has_allowed_host_and_scheme(input, &["example.com"], true);
             let _ = http::is_same_domain(input, &a);
-            let _ = host::split_domain_port(input);
-            let _ = host::host_allowed(input, &[a.clone(), "*".into()], false);
+            let _ = hosts::split_domain_port(input);
+            let _ = hosts::host_allowed(input, &[a.clone(), "*".into()], false);
             let _ = ws::match_route(input);
-            let _ = ws::origin_allowed(Some(input), &["localhost".to_owned()], true);
+            let _ = hosts::origin_allowed(Some(input), &["localhost".to_owned()], true);
             let _ = redact_url(input);
             let _ = DatabaseUrl::parse(input, Path::new("/srv"));
         }

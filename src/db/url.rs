@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::django::http::unquote;
 use crate::secret::redact_url;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl DatabaseUrl {
                     return Ok(DatabaseUrl::SqliteMemory);
                 }
                 let path = path.split(['?', '#']).next().unwrap_or_default();
-                let decoded = percent_decode(&path[1..]);
+                let decoded = unquote(&path[1..]);
                 let path = PathBuf::from(decoded);
                 let path = if path.is_absolute() {
                     path
@@ -99,13 +100,6 @@ impl DatabaseUrl {
             DatabaseUrl::MySql { .. } => "mysql",
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }
 
 #[cfg(test)]

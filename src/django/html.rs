@@ -1,4 +1,5 @@
-//! `django.utils.html.escape` (`html.escape(s, quote=True)` with `'` as `&#x27;`).
+//! `django.utils.html`: `escape` (`html.escape(s, quote=True)` with `'` as `&#x27;`) and
+//! `json_script`.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -44,6 +45,23 @@ pub fn escape(input: &str) -> String {
 /// [`escape`] written to `out`: the signature of Tera's escape function (autoescape).
 pub fn write_escaped(input: &str, out: &mut dyn Write) -> std::io::Result<()> {
     escape_pieces(input, |piece| out.write_all(piece.as_bytes()))
+}
+
+/// `django.utils.html.json_script` around `json`, the `json.dumps(value,
+/// cls=DjangoJSONEncoder)` text (default separators, `ensure_ascii=True`): `<`, `>`, `&` as
+/// `\u003C`, `\u003E`, `\u0026`, in a `<script type="application/json">` whose id is escaped.
+pub fn json_script(json: &str, id: Option<&str>) -> String {
+    let json = json
+        .replace('<', "\\u003C")
+        .replace('>', "\\u003E")
+        .replace('&', "\\u0026");
+    match id {
+        Some(id) if !id.is_empty() => format!(
+            r#"<script id="{}" type="application/json">{json}</script>"#,
+            escape(id)
+        ),
+        _ => format!(r#"<script type="application/json">{json}</script>"#),
+    }
 }
 
 #[cfg(test)]

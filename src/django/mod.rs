@@ -14,6 +14,7 @@ pub mod dateformat;
 pub mod dates;
 pub mod email;
 pub mod hashers;
+pub mod hosts;
 pub mod html;
 pub mod http;
 pub mod py_json;

@@ -11,7 +11,7 @@ use crate::auth::{self, AuthError};
 use crate::db::DbError;
 use crate::db::users::{NewUser, User};
 use crate::django::dates::http_date;
-use crate::django::http::url_has_allowed_host_and_scheme;
+use crate::django::http::{quote, url_has_allowed_host_and_scheme};
 use crate::django::room_name::RoomName;
 
 use super::csrf::CsrfState;
@@ -140,21 +140,9 @@ async fn require_login(
         Some(q) => format!("{}?{q}", req.uri().path()),
         None => req.uri().path().to_owned(),
     };
-    redirect(res, &format!("{LOGIN_URL}?next={}", quote_next(&full_path)));
+    // `QueryDict.urlencode(safe="/")` of the `next` value.
+    redirect(res, &format!("{LOGIN_URL}?next={}", quote(&full_path, "/")));
     Ok(false)
-}
-
-/// `QueryDict.urlencode(safe="/")` of the `next` value.
-fn quote_next(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn form_field(req: &mut Request, name: &str) -> Option<String> {

@@ -53,8 +53,9 @@ use serde::Serialize;
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use super::forms::{AuthenticationFormContext, RoomFormContext, UserCreationFormContext};
-use crate::django::{dateformat, html, py_json};
-use html::escape;
+use crate::django::html::{self, escape};
+use crate::django::http::quote;
+use crate::django::{dateformat, py_json};
 
 /// The templates every deployment must provide (the legacy app's five).
 pub const TEMPLATE_NAMES: [&str; 5] = [
@@ -345,28 +346,11 @@ fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, TemplateErr
 // ---------------------------------------------------------------------------------------------
 // static(), url(), csrf_input()
 
-/// Python's `urllib.parse.quote(s, safe)`: UTF-8 bytes, `%XX` in upper case, letters, digits and
-/// `_.-~` always safe.
-fn py_quote(s: &str, safe: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &byte in s.as_bytes() {
-        if byte.is_ascii_alphanumeric()
-            || b"_.-~".contains(&byte)
-            || safe.as_bytes().contains(&byte)
-        {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// `{% static %}` through `StaticFilesStorage.url`: `filepath_to_uri` (quote with
 /// `/~!*()'` safe), leading `/` dropped, joined to `STATIC_URL`
 /// (django/core/files/storage/filesystem.py, django/utils/encoding.py).
 pub fn static_url(path: &str) -> String {
-    let quoted = py_quote(&path.replace('\\', "/"), "/~!*()'");
+    let quoted = quote(&path.replace('\\', "/"), "/~!*()'");
     format!("{STATIC_URL}{}", quoted.trim_start_matches('/'))
 }
 
@@ -390,7 +374,7 @@ pub fn reverse(name: &str, arg: Option<&str>) -> Result<String, String> {
     match (fixed, arg) {
         (Some(path), None) => Ok(path.to_owned()),
         (None, Some(room)) if !room.is_empty() && !room.contains('/') => {
-            Ok(format!("/chat/{}/", py_quote(room, "!$&'()*+,;=/~:@")))
+            Ok(format!("/chat/{}/", quote(room, "!$&'()*+,;=/~:@")))
         }
         _ => Err(format!(
             "Reverse for '{name}' with arguments '{arg:?}' not found."
@@ -422,23 +406,12 @@ fn csrf_input_fn(_: Kwargs, state: &State) -> tera::TeraResult<Value> {
 // ---------------------------------------------------------------------------------------------
 // json_script
 
-/// `django.utils.html.json_script`: `json.dumps(value, cls=DjangoJSONEncoder)` (default
-/// separators, `ensure_ascii=True`), then `<`, `>`, `&` as `\u003C`, `\u003E`, `\u0026`, in a
-/// `<script type="application/json">` whose id is escaped.
+/// `{{ value|json_script:"id" }}`: the Tera value as `json.dumps` writes it, in
+/// [`html::json_script`]'s `<script>`.
 pub fn json_script(value: &Value, id: Option<&str>) -> Result<String, String> {
     let mut json = String::new();
     py_json_dumps(value, &mut json)?;
-    let json = json
-        .replace('<', "\\u003C")
-        .replace('>', "\\u003E")
-        .replace('&', "\\u0026");
-    Ok(match id {
-        Some(id) if !id.is_empty() => format!(
-            r#"<script id="{}" type="application/json">{json}</script>"#,
-            escape(id)
-        ),
-        _ => format!(r#"<script type="application/json">{json}</script>"#),
-    })
+    Ok(html::json_script(&json, id))
 }
 
 fn json_script_filter(value: &Value, kwargs: Kwargs, _: &State) -> tera::TeraResult<Value> {
