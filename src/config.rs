@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::db::url::{DatabaseUrl, DatabaseUrlError};
+use crate::django::settings::{env_bool, env_list};
+use crate::layer::ChannelLayerChoice;
 use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
 
 /// The legacy app's literal development key: keeping it as our default means cookies issued by a
@@ -13,7 +15,6 @@ use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
 pub const DEFAULT_SECRET_KEY: &str =
     "django-insecure-dev-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:///db.sqlite3";
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const DEFAULT_ALLOWED_HOSTS: &str = "localhost,127.0.0.1";
 
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +35,6 @@ pub enum ConfigError {
     Invalid { var: &'static str, message: String },
 }
 
-/// Which channel layer to run (`CHANNEL_LAYER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelLayerChoice {
-    /// Unset: Redis at `REDIS_URL` if it answers at startup, else in-process with a warning.
-    Auto,
-    Memory,
-    Redis,
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub secret_key: String,
@@ -53,9 +45,9 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     pub csrf_trusted_origins: Vec<String>,
     pub database_url: DatabaseUrl,
-    pub redis_url: String,
     pub channel_layer: ChannelLayerChoice,
-    /// The channels_redis layer: `FERROCHAT_REDIS_HOSTS` (else `REDIS_URL`) and
+    /// The channels_redis layer: `FERROCHAT_REDIS_HOSTS` (else `REDIS_URL`, whose default is
+    /// `channels_redis::config::DEFAULT_REDIS_URL`) and
     /// `FERROCHAT_REDIS_{PREFIX,CAPACITY,EXPIRY,GROUP_EXPIRY,ENCRYPTION_KEYS}`.
     pub channels_redis: ChannelsRedisConfig,
     /// `FERROCHAT_NODE_ID`: this process's name in the channel layer. Unset, `runserver` derives
@@ -91,7 +83,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(20),
             ws_ping_timeout: Duration::from_secs(30),
-            ws_queue: crate::chat::hub::DEFAULT_SOCKET_QUEUE,
+            ws_queue: crate::layer::hub::DEFAULT_SOCKET_QUEUE,
         }
     }
 }
@@ -202,18 +194,6 @@ impl Settings {
             }
         };
 
-        let redis_url = get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned();
-        if !(redis_url.starts_with("redis://")
-            || redis_url.starts_with("rediss://")
-            || redis_url.starts_with("unix://")
-            || redis_url.starts_with("redis+unix://"))
-        {
-            return Err(ConfigError::Invalid {
-                var: "REDIS_URL",
-                message: format!("{redis_url:?} is not a redis:// URL"),
-            });
-        }
-
         let channels_redis =
             ChannelsRedisConfig::from_env(vars).map_err(|e| ConfigError::Invalid {
                 var: e.var,
@@ -235,7 +215,6 @@ impl Settings {
             allowed_hosts: env_list(get("DJANGO_ALLOWED_HOSTS").unwrap_or(DEFAULT_ALLOWED_HOSTS)),
             csrf_trusted_origins: env_list(get("DJANGO_CSRF_TRUSTED_ORIGINS").unwrap_or("")),
             database_url,
-            redis_url,
             channel_layer,
             channels_redis,
             node_id,
@@ -250,27 +229,10 @@ impl Settings {
     }
 }
 
-/// `settings.py env_bool`: true for 1/true/yes/on after strip + lower-case.
-fn env_bool(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
-}
-
-/// `settings.py env_list`: comma-split, items stripped, empty items dropped.
-fn env_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::channels_redis::config::DEFAULT_REDIS_URL;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let vars = pairs
@@ -288,7 +250,7 @@ mod tests {
         assert!(s.debug);
         assert_eq!(s.allowed_hosts, vec!["localhost", "127.0.0.1"]);
         assert!(s.csrf_trusted_origins.is_empty());
-        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(s.channels_redis.hosts, [DEFAULT_REDIS_URL]);
         assert_eq!(s.channel_layer, ChannelLayerChoice::Auto);
         assert_eq!(
             s.database_url,

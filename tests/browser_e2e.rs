@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ferrochat::db::users::NewUser;
 use ferrochat::django::hashers::make_password_with;
+use ferrochat::django::validators::Username;
 use support::{TestDb, TestServer, repo_root};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,7 +44,7 @@ async fn two_people_chat_in_chromium_with_the_legacy_frontend() {
             .state
             .db
             .create_user(NewUser {
-                username: username.into(),
+                username: Username::parse(username).expect("valid username"),
                 email: String::new(),
                 password_hash: make_password_with(PASSWORD, "browserSALTbrowserSALT", 1000),
                 is_staff: false,

@@ -319,31 +319,186 @@ fn csrf_vectors() {
 
 #[test]
 fn csrf_reasons_from_http_flow() {
-    // Every reason Django logged in http_flow.csrf_checks is one of ours.
-    let ours = [
-        csrf::REASON_NO_CSRF_COOKIE.to_owned(),
-        csrf::REASON_CSRF_TOKEN_MISSING.to_owned(),
-        csrf::REASON_NO_REFERER.to_owned(),
-        csrf::REASON_MALFORMED_REFERER.to_owned(),
-        csrf::REASON_INSECURE_REFERER.to_owned(),
-        "CSRF token from POST incorrect.".to_owned(),
-        "CSRF token from POST has incorrect length.".to_owned(),
-        "CSRF token from POST has invalid characters.".to_owned(),
-        "CSRF token from the 'X-Csrftoken' HTTP header incorrect.".to_owned(),
-        "CSRF token from the 'X-Csrftoken' HTTP header has incorrect length.".to_owned(),
-        "CSRF cookie has incorrect length.".to_owned(),
-        "CSRF cookie has invalid characters.".to_owned(),
-        csrf::REASON_BAD_ORIGIN.replace("%s", "http://evil.example"),
-        csrf::REASON_BAD_REFERER.replace("%s", "https://evil.example/page"),
-    ];
-    for (name, case) in obj(&V["http_flow"]["csrf_checks"]) {
-        for line in arr(&case["log"]) {
-            let reason = s(line)
-                .strip_prefix("Forbidden (")
-                .and_then(|l| l.strip_suffix("): /plain/"))
-                .expect("log format");
-            assert!(ours.iter().any(|o| o == reason), "{name}: {reason}");
+    // Each request of http_flow.csrf_checks (shared/vectors/make_vectors.py: csrf_try) through
+    // our check_request: Django's logged reason, or none when Django let it through.
+    let secret = "abcdefghijklmnopqrstuvwxyz012345";
+    let token = s(&V["csrf"]["pairs"][0]["masked_token"]).to_owned();
+    let short_cookie = "short".to_owned();
+    let bad_cookie = "!".repeat(32);
+    let a64 = "A".repeat(64);
+    let bang32 = "!".repeat(32);
+    let b32 = "B".repeat(32);
+    let trusted = ["https://*.example.com", "https://partner.example.org"];
+    fn post<'a>(cookie: Option<&'a str>, token: Option<&'a str>) -> csrf::CsrfRequest<'a> {
+        csrf::CsrfRequest {
+            good_host: Some("testserver"),
+            cookie,
+            post_token: token,
+            ..Default::default()
         }
+    }
+    fn header<'a>(cookie: &'a str, token: &'a str) -> csrf::CsrfRequest<'a> {
+        csrf::CsrfRequest {
+            header_token: Some(token),
+            ..post(Some(cookie), None)
+        }
+    }
+    let cases: Vec<(&str, csrf::CsrfRequest<'_>, &[&str])> = vec![
+        ("no_cookie", post(None, Some(&token)), &[]),
+        ("no_token", post(Some(secret), None), &[]),
+        ("bad_token_post", post(Some(secret), Some(&a64)), &[]),
+        ("short_token_post", post(Some(secret), Some("abc")), &[]),
+        (
+            "bad_chars_token_post",
+            post(Some(secret), Some(&bang32)),
+            &[],
+        ),
+        ("bad_token_header", header(secret, &b32), &[]),
+        ("short_token_header", header(secret, "abc"), &[]),
+        ("ok_masked_post", post(Some(secret), Some(&token)), &[]),
+        ("ok_unmasked_header", header(secret, secret), &[]),
+        ("ok_masked_header", header(secret, &token), &[]),
+        (
+            "bad_origin",
+            csrf::CsrfRequest {
+                origin: Some("http://evil.example"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "good_origin",
+            csrf::CsrfRequest {
+                origin: Some("http://testserver"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "https_no_referer",
+            csrf::CsrfRequest {
+                is_secure: true,
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "https_insecure_referer",
+            csrf::CsrfRequest {
+                is_secure: true,
+                referer: Some("http://testserver/login/"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "https_bad_referer",
+            csrf::CsrfRequest {
+                is_secure: true,
+                referer: Some("https://evil.example/page"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "https_malformed_referer",
+            csrf::CsrfRequest {
+                is_secure: true,
+                referer: Some("not a url"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "https_good_referer",
+            csrf::CsrfRequest {
+                is_secure: true,
+                referer: Some("https://testserver/login/"),
+                ..post(Some(secret), Some(&token))
+            },
+            &[],
+        ),
+        (
+            "trusted_origin_wildcard_match",
+            csrf::CsrfRequest {
+                origin: Some("https://app.example.com"),
+                ..post(Some(secret), Some(&token))
+            },
+            &trusted,
+        ),
+        (
+            "trusted_origin_exact_match",
+            csrf::CsrfRequest {
+                origin: Some("https://partner.example.org"),
+                ..post(Some(secret), Some(&token))
+            },
+            &trusted,
+        ),
+        (
+            "trusted_referer_wildcard_match",
+            csrf::CsrfRequest {
+                is_secure: true,
+                referer: Some("https://app.example.com/x"),
+                ..post(Some(secret), Some(&token))
+            },
+            &trusted,
+        ),
+        (
+            "cookie_incorrect_length",
+            post(Some(&short_cookie), Some(&token)),
+            &[],
+        ),
+        (
+            "cookie_invalid_characters",
+            post(Some(&bad_cookie), Some(&token)),
+            &[],
+        ),
+        // A 64-character masked cookie from Django < 4.0.
+        ("legacy_masked_cookie", header(&token, secret), &[]),
+    ];
+    let flow = obj(&V["http_flow"]["csrf_checks"]);
+    assert_eq!(
+        cases.len(),
+        flow.len(),
+        "every case Django ran is checked here"
+    );
+    for (name, request, trusted) in &cases {
+        let case = &V["http_flow"]["csrf_checks"][*name];
+        let logged: Vec<String> = arr(&case["log"])
+            .iter()
+            .map(|line| {
+                s(line)
+                    .strip_prefix("Forbidden (")
+                    .and_then(|l| l.strip_suffix("): /plain/"))
+                    .expect("log format")
+                    .to_owned()
+            })
+            .collect();
+        let ours: Vec<String> = csrf::check_request(request, trusted)
+            .err()
+            .into_iter()
+            .collect();
+        assert_eq!(ours, logged, "{name}");
+        assert_eq!(
+            case["status"],
+            if ours.is_empty() { 200 } else { 403 },
+            "{name}"
+        );
+    }
+    // The named reasons are the strings Django logs.
+    for reason in [
+        csrf::REASON_NO_CSRF_COOKIE,
+        csrf::REASON_CSRF_TOKEN_MISSING,
+        csrf::REASON_NO_REFERER,
+        csrf::REASON_MALFORMED_REFERER,
+        csrf::REASON_INSECURE_REFERER,
+    ] {
+        let line = format!("Forbidden ({reason}): /plain/");
+        assert!(
+            flow.values()
+                .any(|c| arr(&c["log"]).iter().any(|l| s(l) == line)),
+            "{reason}"
+        );
     }
 }
 
@@ -514,8 +669,15 @@ fn createsuperuser_validation_messages() {
         email: "alice2@example.com",
         ..Default::default()
     };
-    let expected = validators::validate_password("alice", &user).join("\n") + "\n";
+    let messages = validators::validate_password("alice", &user);
+    // "alice" is too short, too common and too similar to alice2@example.com: Django printed
+    // three lines, so an empty (or shorter) answer must fail here.
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let expected = messages.join("\n") + "\n";
     assert!(stderr.ends_with(&expected), "{stderr}");
+    for message in &messages {
+        assert!(stderr.contains(&format!("{message}\n")), "{message}");
+    }
 }
 
 #[test]

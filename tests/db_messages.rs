@@ -6,6 +6,7 @@ mod support;
 use ferrochat::db::messages::{MessageWriter, NewMessage};
 use ferrochat::db::users::NewUser;
 use ferrochat::db::{datetime, schema};
+use ferrochat::django::validators::Username;
 use support::TestDb;
 
 async fn seeded(db: &TestDb) -> (ferrochat::db::Db, i64, i64) {
@@ -13,7 +14,7 @@ async fn seeded(db: &TestDb) -> (ferrochat::db::Db, i64, i64) {
     schema::migrate(&conn).await.expect("migrate");
     let user = conn
         .create_user(NewUser {
-            username: "writer".into(),
+            username: Username::parse("writer").expect("valid username"),
             email: String::new(),
             password_hash: "!unusable".into(),
             is_staff: false,

@@ -8,6 +8,7 @@ mod support;
 use chrono::{DateTime, TimeZone, Utc};
 use ferrochat::db::schema::migrate;
 use ferrochat::db::{Db, DbError, NewUser, datetime};
+use ferrochat::django::validators::Username;
 use support::{Backend, Legacy, TestDb, db::strings};
 
 #[tokio::test]
@@ -27,7 +28,7 @@ async fn mysql_users() {
 
 fn new_user(username: &str) -> NewUser {
     NewUser {
-        username: username.to_owned(),
+        username: Username::parse(username).expect("valid username"),
         email: format!("{username}@example.com"),
         password_hash: "pbkdf2_sha256$1000$abcdefghijklmnopqrstuv$aGFzaA==".to_owned(),
         is_staff: false,

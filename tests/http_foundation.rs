@@ -6,7 +6,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Client, TestDb, TestServer, ferrochat_bin, repo_root, server::free_port};
+use support::{Backend, Client, TestDb, TestServer, ferrochat_bin, repo_root, server::free_port};
 
 #[tokio::test]
 async fn health_touches_the_database_and_names_the_channel_layer() {
@@ -18,6 +18,39 @@ async fn health_touches_the_database_and_names_the_channel_layer() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["database"], "ok");
     assert_eq!(health["database_vendor"], "sqlite");
+    assert_eq!(health["channel_layer"], "memory");
+    server.stop().await;
+}
+
+/// The 503 branch, for real: the server's PostgreSQL database is dropped (its sessions ended)
+/// under it, and the next health check says so.
+#[tokio::test]
+async fn health_answers_503_when_the_database_goes_away() {
+    let db = TestDb::postgres();
+    let pool = db.connect().await;
+    ferrochat::db::schema::migrate(&pool)
+        .await
+        .expect("migrate");
+    pool.close().await;
+    let server = TestServer::start(&db, &[]).await;
+    let client = Client::new();
+    let page = client.get(&server.url("/healthz")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    support::db::admin(
+        Backend::Postgres,
+        &format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, db.database_name()),
+    )
+    .expect("drop the server's database");
+
+    let page = client.get(&server.url("/healthz")).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    let health: serde_json::Value = serde_json::from_str(&page.body).expect("JSON health");
+    assert_eq!(health["status"], "error", "{health}");
+    let database = health["database"].as_str().expect("database is a string");
+    assert!(database.starts_with("error: "), "{health}");
+    assert_eq!(health["database_vendor"], "postgresql");
+    // The checks that do not need the database still answer.
     assert_eq!(health["channel_layer"], "memory");
     server.stop().await;
 }
@@ -138,6 +171,16 @@ async fn runserver_with_no_configuration_serves_a_new_sqlite_file() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Its log went to a pipe: plain text, no terminal colour codes.
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr is piped"), &mut log)
+        .expect("read the log");
+    assert!(log.contains("INFO"), "no log lines on stderr: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI codes in a piped log: {log:?}"
+    );
 
     // The file it made is a Django database: the legacy app's migrate has nothing to do.
     let url =

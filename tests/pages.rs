@@ -396,7 +396,10 @@ async fn signup_creates_the_user_and_logs_in() {
 #[tokio::test]
 async fn html_is_escaped_in_room_names_usernames_and_messages() {
     let (_db, server) = started().await;
-    user(&server, "<b>mallory</b>", "correct horse").await;
+    // Django's `create_user` stores any name; the page must escape whatever is stored.
+    server
+        .insert_user_row("<b>mallory</b>", "correct horse")
+        .await;
     let client = Client::new();
     let ok = client
         .login(&server.url(""), "<b>mallory</b>", "correct horse")

@@ -10,9 +10,11 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use ferrochat::django::chat_json::ChatEvent;
+use ferrochat::layer::channels_redis::wire::{event_from_value, event_to_value};
 use ferrochat::layer::channels_redis::{
-    ChannelName, ChannelsRedis, ChannelsRedisConfig, ChannelsRedisError, ChatEvent, GroupName,
-    NodeId, ReceiverEvent, ReceiverOptions, consistent_hash,
+    ChannelName, ChannelsRedis, ChannelsRedisConfig, ChannelsRedisError, GroupName, NodeId,
+    ReceiverEvent, ReceiverOptions, consistent_hash,
 };
 use rand::RngExt;
 use redis::AsyncCommands;
@@ -187,10 +189,10 @@ async fn python_group_send_reaches_a_rust_channel() {
     assert_eq!(to, format!("specific.{node}!lobby"));
     assert_eq!(
         message,
-        chat_event(7).to_value(),
+        event_to_value(&chat_event(7)),
         "exact dict: types, values and key order"
     );
-    assert_eq!(ChatEvent::from_value(&message), Some(chat_event(7)));
+    assert_eq!(event_from_value(&message), Some(chat_event(7)));
     assert_eq!(py.receive(&py_channel, 5.0).await, Some(chat_event_repr(7)));
 
     py.call(json!({"op": "send", "channel": lobby.as_str(), "message": chat_event_json(8)}))
@@ -198,7 +200,7 @@ async fn python_group_send_reaches_a_rust_channel() {
     let (to, message) = next_message(&mut rx).await;
     assert_eq!(
         (to.as_str(), message),
-        (lobby.as_str(), chat_event(8).to_value())
+        (lobby.as_str(), event_to_value(&chat_event(8)))
     );
 
     // After group_discard Python's group_send no longer writes to our queue.
@@ -235,7 +237,7 @@ async fn rust_group_send_is_received_by_python_with_the_exact_dict() {
         .expect("group_add");
 
     let report = layer
-        .group_send(&group("chat_lobby"), &chat_event(42).to_value())
+        .group_send(&group("chat_lobby"), &event_to_value(&chat_event(42)))
         .await
         .expect("group_send");
     assert_eq!(
@@ -276,7 +278,7 @@ async fn rust_group_send_is_received_by_python_with_the_exact_dict() {
     let receiver = layer.spawn_receiver(&node, fast(), tx);
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(42).to_value())
+        (ours.to_string(), event_to_value(&chat_event(42)))
     );
 
     // A direct send() to a Python channel: __asgi_channel__ as a str, stripped on receipt.
@@ -327,12 +329,12 @@ async fn encrypted_layers_interoperate() {
     py.group_send("chat_vault", chat_event_json(1)).await;
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(1).to_value())
+        (ours.to_string(), event_to_value(&chat_event(1)))
     );
     assert_eq!(py.receive(&py_channel, 5.0).await, Some(chat_event_repr(1)));
 
     let report = layer
-        .group_send(&group("chat_vault"), &chat_event(2).to_value())
+        .group_send(&group("chat_vault"), &event_to_value(&chat_event(2)))
         .await
         .expect("group_send");
     assert_eq!(report.keys, 2);
@@ -352,7 +354,7 @@ async fn encrypted_layers_interoperate() {
     assert_eq!(py.receive(&py_channel, 5.0).await, Some(chat_event_repr(2)));
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(2).to_value())
+        (ours.to_string(), event_to_value(&chat_event(2)))
     );
     receiver.shutdown().await;
 
@@ -392,7 +394,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
     let mut over = Vec::new();
     for id in 0..5 {
         let report = layer
-            .group_send(&group("cap"), &chat_event(id).to_value())
+            .group_send(&group("cap"), &event_to_value(&chat_event(id)))
             .await
             .expect("group_send");
         over.push(report.over_capacity);
@@ -410,7 +412,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
         assert_eq!(n, 3, "{key}");
     }
     match layer
-        .send(&channel(&py_channel), &chat_event(100).to_value())
+        .send(&channel(&py_channel), &event_to_value(&chat_event(100)))
         .await
     {
         Err(ChannelsRedisError::ChannelFull { capacity: 3, .. }) => {}
@@ -427,7 +429,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
     for id in 0..3 {
         assert_eq!(
             next_message(&mut rx).await,
-            (ours.to_string(), chat_event(id).to_value())
+            (ours.to_string(), event_to_value(&chat_event(id)))
         );
         assert_eq!(
             py.receive(&py_channel, 5.0).await,
@@ -441,7 +443,7 @@ async fn over_capacity_sends_are_dropped_like_channels_redis() {
     py.group_send("cap", chat_event_json(5)).await;
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(5).to_value())
+        (ours.to_string(), event_to_value(&chat_event(5)))
     );
     receiver.shutdown().await;
 }
@@ -528,7 +530,7 @@ async fn consistent_hashing_over_two_hosts_matches_python() {
     let mut got = Vec::new();
     for _ in 0..2 * groups.len() {
         let (to, message) = next_message(&mut rx).await;
-        got.push((to, ChatEvent::from_value(&message).expect("chat event").id));
+        got.push((to, event_from_value(&message).expect("chat event").id));
     }
     got.sort();
     let mut want: Vec<(String, i64)> = (0..groups.len() as i64)
@@ -549,7 +551,7 @@ async fn consistent_hashing_over_two_hosts_matches_python() {
     }
     for (i, g) in groups.iter().enumerate() {
         layer
-            .group_send(&group(g), &chat_event(1000 + i as i64).to_value())
+            .group_send(&group(g), &event_to_value(&chat_event(1000 + i as i64)))
             .await
             .expect("group_send");
     }
@@ -613,7 +615,7 @@ async fn bad_bytes_are_dropped_and_the_loop_continues() {
             .expect("zadd");
     }
     layer
-        .send(&ours, &chat_event(1).to_value())
+        .send(&ours, &event_to_value(&chat_event(1)))
         .await
         .expect("send");
 
@@ -621,19 +623,19 @@ async fn bad_bytes_are_dropped_and_the_loop_continues() {
     let receiver = layer.spawn_receiver(&node, fast(), tx);
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(1).to_value())
+        (ours.to_string(), event_to_value(&chat_event(1)))
     );
     assert_eq!(receiver.stats().dropped(), bad.len() as u64);
 
     // Still alive: more garbage, then a good message.
     let _: () = raw.zadd(&key, prefix(&[0xc1]), now).await.expect("zadd");
     layer
-        .send(&ours, &chat_event(2).to_value())
+        .send(&ours, &event_to_value(&chat_event(2)))
         .await
         .expect("send");
     assert_eq!(
         next_message(&mut rx).await,
-        (ours.to_string(), chat_event(2).to_value())
+        (ours.to_string(), event_to_value(&chat_event(2)))
     );
     assert_eq!(receiver.stats().received(), 2);
     receiver.shutdown().await;
@@ -758,12 +760,12 @@ async fn receiver_reports_a_redis_restart_and_recovers() {
     let (tx, mut rx) = mpsc::channel(8);
     let receiver = layer.spawn_receiver(&node, fast(), tx);
     layer
-        .group_send(&group("chat_room"), &chat_event(1).to_value())
+        .group_send(&group("chat_room"), &event_to_value(&chat_event(1)))
         .await
         .expect("group_send");
     assert_eq!(
         next_message(&mut rx).await,
-        (room.to_string(), chat_event(1).to_value())
+        (room.to_string(), event_to_value(&chat_event(1)))
     );
 
     server.kill().await.expect("stop redis-server");
@@ -780,7 +782,7 @@ async fn receiver_reports_a_redis_restart_and_recovers() {
 
     // The restarted Redis lost the membership: re-register, as the hub will on Reconnected.
     let report = layer
-        .group_send(&group("chat_room"), &chat_event(2).to_value())
+        .group_send(&group("chat_room"), &event_to_value(&chat_event(2)))
         .await;
     assert_eq!(report.expect("commands reconnect by themselves").members, 0);
     layer
@@ -788,12 +790,12 @@ async fn receiver_reports_a_redis_restart_and_recovers() {
         .await
         .expect("group_add again");
     layer
-        .group_send(&group("chat_room"), &chat_event(3).to_value())
+        .group_send(&group("chat_room"), &event_to_value(&chat_event(3)))
         .await
         .expect("group_send");
     assert_eq!(
         next_message(&mut rx).await,
-        (room.to_string(), chat_event(3).to_value())
+        (room.to_string(), event_to_value(&chat_event(3)))
     );
     receiver.shutdown().await;
 }
@@ -874,7 +876,7 @@ async fn concurrent_group_sends_arrive_once_in_order() {
         senders.push(tokio::spawn(async move {
             let mut over = 0;
             for i in 0..EACH {
-                let event = chat_event(sender * 1_000_000 + i).to_value();
+                let event = event_to_value(&chat_event(sender * 1_000_000 + i));
                 let report = layer
                     .group_send(&group("chat_load"), &event)
                     .await
@@ -888,7 +890,7 @@ async fn concurrent_group_sends_arrive_once_in_order() {
     while got.len() < (SENDERS * EACH) as usize {
         match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
             Ok(Some(ReceiverEvent::Message { message, .. })) => {
-                got.push(ChatEvent::from_value(&message).expect("chat event").id);
+                got.push(event_from_value(&message).expect("chat event").id);
             }
             Ok(other) => panic!("unexpected {other:?}"),
             Err(_) => break,

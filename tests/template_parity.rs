@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use ferrochat::django::dateformat;
+use ferrochat::django::html::escape;
 use ferrochat::web::forms::{AuthenticationForm, DjangoValidators, RoomForm, UserCreationForm};
 use ferrochat::web::templates::{
     self, ChatMessageContext, IndexPage, LoginPage, RoomPage, SignupPage, Templates, UserContext,
@@ -46,10 +48,12 @@ fn parity() -> &'static Parity {
     PARITY.get_or_init(run_parity)
 }
 
+/// `FERROCHAT_LEGACY_PYTHON`, else the legacy venv's (`FERROCHAT_LEGACY_VENV`, as every other
+/// interop suite finds it).
 fn legacy_python() -> PathBuf {
     match std::env::var_os("FERROCHAT_LEGACY_PYTHON") {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".legacy-venv/bin/python"),
+        None => support::legacy::venv().join("bin/python"),
     }
 }
 
@@ -481,7 +485,7 @@ fn room_cases(templates: &Templates, pages: &mut Vec<PageCase>) {
             id: m["id"].as_i64().expect("id"),
             username: m["username"].as_str().expect("username").to_owned(),
             content: m["content"].as_str().expect("content").to_owned(),
-            timestamp: m["timestamp"].as_str().expect("timestamp").to_owned(),
+            timestamp: utc(m["timestamp"].as_str().expect("timestamp")),
         })
         .collect();
     let render = |user: &str, room: &str, chat_messages: Vec<ChatMessageContext>| {
@@ -511,6 +515,13 @@ fn room_cases(templates: &Templates, pages: &mut Vec<PageCase>) {
 // ---------------------------------------------------------------------------------------------
 // Filters
 
+/// The instant a test timestamp (RFC 3339) names, as the database hands it to the page.
+fn utc(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
 fn date_cases() -> Vec<(String, Option<String>, String)> {
     let timestamps = [
         "2026-11-24T04:36:42.485068+00:00",
@@ -535,7 +546,7 @@ fn date_cases() -> Vec<(String, Option<String>, String)> {
     let mut cases = Vec::new();
     for ts in timestamps {
         for format in formats {
-            let ours = templates::escape(&templates::django_date(ts, format));
+            let ours = escape(&dateformat::date_filter(&utc(ts), format));
             cases.push((ts.to_owned(), format.map(str::to_owned), ours));
         }
     }

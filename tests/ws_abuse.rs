@@ -87,6 +87,7 @@ impl Binary {
     async fn start() -> Binary {
         use ferrochat::db::users::NewUser;
         use ferrochat::django::hashers::make_password_with;
+        use ferrochat::django::validators::Username;
 
         let db = TestDb::sqlite();
         let pool = db.connect().await;
@@ -94,7 +95,7 @@ impl Binary {
             .await
             .expect("migrate");
         pool.create_user(NewUser {
-            username: "alice".into(),
+            username: Username::parse("alice").expect("valid username"),
             email: String::new(),
             password_hash: make_password_with(
                 "correct horse battery",

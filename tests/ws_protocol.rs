@@ -415,6 +415,7 @@ async fn a_burst_then_close_is_saved_and_delivered_in_order_on_every_database() 
 async fn sigterm_closes_every_socket_with_1001_and_exits() {
     use ferrochat::db::users::NewUser;
     use ferrochat::django::hashers::make_password_with;
+    use ferrochat::django::validators::Username;
 
     let db = TestDb::sqlite();
     let pool = db.connect().await;
@@ -422,7 +423,7 @@ async fn sigterm_closes_every_socket_with_1001_and_exits() {
         .await
         .expect("migrate");
     pool.create_user(NewUser {
-        username: "alice".into(),
+        username: Username::parse("alice").expect("valid username"),
         email: String::new(),
         password_hash: make_password_with("correct horse battery", "testsaltTESTSALT123456", 1000),
         is_staff: false,

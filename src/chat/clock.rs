@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::db::datetime;
+use crate::django::dates;
 
 #[derive(Debug, Default)]
 pub struct Clock {
@@ -18,7 +19,7 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         let pinned = *self.pinned.lock().unwrap_or_else(|p| p.into_inner());
         pinned
-            .map(datetime::truncate_to_micros)
+            .map(dates::truncate_to_micros)
             .unwrap_or_else(datetime::now)
     }
 

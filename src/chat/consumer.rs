@@ -38,9 +38,9 @@ use crate::db::messages::{MessageWriter, NewMessage, PendingSave};
 use crate::layer::ChannelLayer;
 
 use super::clock::Clock;
-use super::frame::{ChatEvent, Ignored, parse_client_text};
-use super::hub::Membership;
-use super::room_name::RoomName;
+use crate::django::chat_json::{ChatEvent, Ignored, parse_client_text};
+use crate::django::room_name::RoomName;
+use crate::layer::hub::Membership;
 
 /// The largest client frame or message accepted. The biggest legitimate one, 4000 code points
 /// each escaped as a `\uXXXX\uXXXX` surrogate pair, is under 49 KiB.

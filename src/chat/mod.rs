@@ -1,9 +1,6 @@
-//! Real-time chat: the legacy WebSocket JSON, the local room hub and the per-socket consumer.
+//! Real-time chat: the per-socket consumer (the legacy `ChatConsumer`) and the clock its
+//! messages are stamped with. The JSON it speaks is `crate::django::chat_json`; rooms fan out
+//! through `crate::layer` (the local hub and the channel layer).
 
 pub mod clock;
 pub mod consumer;
-pub mod frame;
-pub mod hub;
-pub mod room_name;
-
-pub use room_name::RoomName;

@@ -11,6 +11,7 @@ use super::prompt::Prompter;
 use super::{CommandError, hash_password};
 use crate::db::Db;
 use crate::django::validators::{UserAttributes, validate_password};
+use crate::secret::Password;
 
 /// `MAX_TRIES`.
 const MAX_TRIES: u32 = 3;
@@ -79,7 +80,7 @@ pub(crate) async fn run<P: Prompter>(
         )));
     };
 
-    let encoded = hash_password(password).await?;
+    let encoded = hash_password(Password::new(password)).await?;
     if prompter.interrupted() {
         return Err(CommandError::Cancelled {
             at_line_start: false,
@@ -117,7 +118,7 @@ mod tests {
             .expect("in-memory SQLite");
         crate::db::schema::migrate(&db).await.expect("migrate");
         db.create_user(NewUser {
-            username: "admin".into(),
+            username: crate::django::validators::Username::parse("admin").expect("valid"),
             email: "admin@example.com".into(),
             password_hash: make_password("old-password-1"),
             is_staff: true,

@@ -13,10 +13,11 @@ use clap::{Args, ValueEnum};
 
 use super::CommandError;
 use super::console::{Console, Role};
-use crate::config::{ChannelLayerChoice, Settings};
+use crate::config::Settings;
 use crate::db::Db;
 use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
+use crate::layer::ChannelLayerChoice;
 
 /// Upper bound for each service probe (connection plus the first query), so an unreachable
 /// host fails the check in seconds instead of hanging.

@@ -5,14 +5,15 @@
 use clap::Args;
 
 use super::console::Console;
-use super::email::{clean_email_field, normalize_email};
 use super::prompt::Prompter;
 use super::system_user::default_username_candidate;
 use super::{CommandError, hash_password};
 use crate::db::{Db, DbError, NewUser};
+use crate::django::email::{clean_email_field, normalize_email};
 use crate::django::hashers::make_unusable_password;
 use crate::django::pyunicode;
 use crate::django::validators::{UserAttributes, Username, validate_password};
+use crate::secret::Password;
 
 /// `_validate_username`'s message for a taken name (`verbose_name` is "username").
 const USERNAME_TAKEN: &str = "Error: That username is already taken.";
@@ -40,7 +41,7 @@ pub struct CreatesuperuserArgs {
 pub struct SuperuserEnv {
     pub username: Option<String>,
     pub email: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Password>,
 }
 
 impl SuperuserEnv {
@@ -55,7 +56,7 @@ impl SuperuserEnv {
         Ok(SuperuserEnv {
             username: var("DJANGO_SUPERUSER_USERNAME")?,
             email: var("DJANGO_SUPERUSER_EMAIL")?,
-            password: var("DJANGO_SUPERUSER_PASSWORD")?,
+            password: var("DJANGO_SUPERUSER_PASSWORD")?.map(Password::new),
         })
     }
 }
@@ -77,7 +78,7 @@ pub(crate) struct Context<'a, P> {
 struct UserData {
     username: String,
     email: String,
-    password: Option<String>,
+    password: Option<Password>,
 }
 
 /// `Command.handle`.
@@ -113,7 +114,7 @@ pub(crate) async fn run<P: Prompter>(
     let created = cx
         .db
         .create_user(NewUser {
-            username: username.into_inner(),
+            username,
             email: normalize_email(&data.email),
             password_hash,
             is_staff: true,
@@ -253,7 +254,7 @@ async fn interactive<P: Prompter>(
     Ok(UserData {
         username,
         email,
-        password: Some(password),
+        password: Some(Password::new(password)),
     })
 }
 
@@ -474,7 +475,7 @@ mod tests {
         let env = SuperuserEnv {
             username: Some("envadmin".into()),
             email: Some("Env@Example.COM".into()),
-            password: Some("123".into()),
+            password: Some(Password::new("123")),
         };
         let o = createsuperuser(&db, noinput(None, None), env, None, Scripted::default()).await;
         assert!(o.result.is_ok(), "{:?}", o.result);
@@ -497,7 +498,7 @@ mod tests {
         let session = &v["interactive_session"];
         let db = migrated_db().await;
         db.create_user(NewUser {
-            username: "admin".into(),
+            username: Username::parse("admin").expect("valid"),
             email: String::new(),
             password_hash: make_unusable_password(),
             is_staff: true,

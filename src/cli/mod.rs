@@ -9,7 +9,6 @@ mod changepassword;
 mod check;
 pub mod console;
 mod createsuperuser;
-pub mod email;
 mod error;
 mod migrate;
 mod prompt;
@@ -32,6 +31,7 @@ pub use runserver::{Listen, RunserverArgs, parse_addrport};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::db::schema::{self, SchemaState};
+use crate::secret::Password;
 use console::{Console, Role};
 use prompt::Terminal;
 
@@ -259,8 +259,8 @@ async fn check_migrations(db: &Db, console: &mut Console) -> Result<(), CommandE
 }
 
 /// `make_password` off the event loop (720 000 PBKDF2 iterations).
-async fn hash_password(password: String) -> Result<String, CommandError> {
-    tokio::task::spawn_blocking(move || crate::django::hashers::make_password(&password))
+async fn hash_password(password: Password) -> Result<String, CommandError> {
+    tokio::task::spawn_blocking(move || crate::django::hashers::make_password(password.expose()))
         .await
         .map_err(|e| CommandError::new(format!("password hashing failed: {e}")))
 }

@@ -13,16 +13,11 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
+use crate::django::dates::truncate_to_micros;
+
 /// `timezone.now()`: the current UTC time, truncated to microseconds.
 pub fn now() -> DateTime<Utc> {
     truncate_to_micros(Utc::now())
-}
-
-/// Drops sub-microsecond precision (Python datetimes have none).
-pub fn truncate_to_micros(dt: DateTime<Utc>) -> DateTime<Utc> {
-    let nanos = dt.nanosecond();
-    let excess = nanos % 1_000;
-    dt - TimeDelta::nanoseconds(i64::from(excess))
 }
 
 /// The SQLite text Django writes for `dt` (`str()` of the naive UTC datetime).
@@ -54,12 +49,17 @@ pub struct InvalidDatetime(pub String);
 /// (`django/utils/dateparse.py`; `datetime.fromisoformat` first): `YYYY-MM-DD` then a space or
 /// `T`, `HH:MM[:SS[.f{1,9}]]`, then optionally `Z` or `±HH[:MM]`. A value without an offset is
 /// UTC (Django writes naive UTC); one with an offset is converted to UTC. Digits beyond
-/// microseconds are dropped, as Python does.
+/// microseconds are dropped, as Python does. The one parser of stored datetime text.
 pub fn from_sqlite(text: &str) -> Result<DateTime<Utc>, InvalidDatetime> {
     parse_iso(text.trim()).ok_or_else(|| InvalidDatetime(text.to_owned()))
 }
 
 fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
+    // Everything below indexes bytes and slices at fixed offsets: only ASCII may pass (Django
+    // writes nothing else, and a multi-byte character would split a slice).
+    if !s.is_ascii() {
+        return None;
+    }
     let bytes = s.as_bytes();
     // Date: exactly YYYY-MM-DD.
     if bytes.len() < 10 || bytes[4] != b'-' || bytes[7] != b'-' {
@@ -142,6 +142,7 @@ fn digits(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::django::dates::isoformat;
     use chrono::TimeZone;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> DateTime<Utc> {
@@ -212,6 +213,81 @@ mod tests {
             "2024-01-01 00:00:00:00",
         ] {
             assert!(from_sqlite(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn sqlite_reads_python_isoformat() {
+        // What the room page and the WebSocket frame show (`isoformat()`), read back.
+        let dt = from_sqlite("2026-11-24T04:36:42.485068+00:00").expect("isoformat");
+        assert_eq!(isoformat(&dt), "2026-11-24T04:36:42.485068+00:00");
+        let dt = from_sqlite("2026-01-02 13:00:05").expect("sqlite text");
+        assert_eq!(isoformat(&dt), "2026-01-02T13:00:05+00:00");
+        let dt = from_sqlite("2026-01-02T15:00:05.5+02:00").expect("offset");
+        assert_eq!(isoformat(&dt), "2026-01-02T13:00:05.500000+00:00");
+        assert!(from_sqlite("yesterday").is_err());
+    }
+
+    #[test]
+    fn every_isoformat_and_str_reads_back_as_the_same_instant() {
+        // From year 1 to year 7986, every third one on a whole second (no fraction written).
+        for step in 0..2_000i64 {
+            let secs = -62_135_596_800 + step * 126_000_000 + step * 7_919;
+            let micros = if step % 3 == 0 {
+                0
+            } else {
+                step * 104_729 % 1_000_000
+            };
+            let nanos = u32::try_from(micros * 1_000).expect("in range");
+            let dt = Utc.timestamp_opt(secs, nanos).single().expect("valid");
+            assert_eq!(from_sqlite(&isoformat(&dt)), Ok(dt), "{dt:?}");
+            assert_eq!(from_sqlite(&to_sqlite(&dt)), Ok(dt), "{dt:?}");
+        }
+    }
+
+    #[test]
+    fn edge_cases_as_python_fromisoformat() {
+        for (text, parses) in [
+            ("2026-11-24T04:36:42.485068+00:00", true),
+            ("2026-11-24 04:36:42.485068+00:00", true),
+            ("2026-11-24T04:36:42+00:00", true),
+            ("2024-02-29T23:59:59.999999+00:00", true),
+            ("2026-12-31T23:59:59+01:00", true),
+            (" 2026-12-31T23:59:59+00:00", true),
+            ("2023-02-29T23:59:59+00:00", false),
+            ("2026-13-01T00:00:00+00:00", false),
+            ("2026-12-31T24:00:00+00:00", false),
+            ("2026-12-31T23:60:00+00:00", false),
+            // Python has no leap seconds (chrono's own parser would accept these).
+            ("2026-12-31T23:59:60+00:00", false),
+            ("2026-12-31T23:59:60.5+00:00", false),
+            ("2026-12-31X23:59:59+00:00", false),
+            ("2026-12-31T23:59:59.12345x+00:00", false),
+            ("2026-12-31T23:59:59,123456+00:00", false),
+            ("2026-1a-31T23:59:59+00:00", false),
+        ] {
+            assert_eq!(from_sqlite(text).is_ok(), parses, "{text:?}");
+        }
+        assert_eq!(
+            from_sqlite("2026-12-31T23:59:59+01:00"),
+            Ok(utc(2026, 12, 31, 22, 59, 59, 0))
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_an_error_not_a_panic() {
+        // Each one once split a multi-byte character with a fixed-offset slice.
+        for text in [
+            "20é4-01-01 00:00:00",
+            "2024-0é-01 00:00:00",
+            "2024-01-0é 00:00:00",
+            "2024-01-01é00:00:00",
+            "2024-01-01 00:00:00+0é:00",
+            "2024-01-01 00:00:00+é",
+            "ééééééééééé",
+            "2024-01-01 00:00:00.12é",
+        ] {
+            assert!(from_sqlite(text).is_err(), "{text:?}");
         }
     }
 

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::django::http::unquote;
+use crate::secret::redact_url;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DatabaseUrlError {
     #[error("{0:?} is not a URL (expected sqlite:///path, postgres://… or mysql://…)")]
@@ -46,7 +49,7 @@ impl DatabaseUrl {
                     return Ok(DatabaseUrl::SqliteMemory);
                 }
                 let path = path.split(['?', '#']).next().unwrap_or_default();
-                let decoded = percent_decode(&path[1..]);
+                let decoded = unquote(&path[1..]);
                 let path = PathBuf::from(decoded);
                 let path = if path.is_absolute() {
                     path
@@ -85,17 +88,7 @@ impl DatabaseUrl {
             // `sqlite:///` + the path: an absolute path then reads `sqlite:////abs`, as it must.
             DatabaseUrl::Sqlite { path } => format!("sqlite:///{}", path.display()),
             DatabaseUrl::SqliteMemory => "sqlite://:memory:".to_owned(),
-            DatabaseUrl::Postgres { url } | DatabaseUrl::MySql { url } => {
-                match url::Url::parse(url) {
-                    Ok(mut u) => {
-                        if u.password().is_some() {
-                            let _ = u.set_password(Some("***"));
-                        }
-                        u.to_string()
-                    }
-                    Err(_) => "<unparsable>".to_owned(),
-                }
-            }
+            DatabaseUrl::Postgres { url } | DatabaseUrl::MySql { url } => redact_url(url),
         }
     }
 
@@ -107,13 +100,6 @@ impl DatabaseUrl {
             DatabaseUrl::MySql { .. } => "mysql",
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }
 
 #[cfg(test)]

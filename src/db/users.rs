@@ -3,12 +3,14 @@
 //! Django supplies every column on INSERT (the table has no defaults; `UserManager._create_user`
 //! in `django/contrib/auth/models.py`), looks users up by exact `username = %s`
 //! (`BaseUserManager.get_by_natural_key`) and checks sign-up duplicates with `username__iexact`
-//! (`UserCreationForm.clean_username`). Username normalisation (NFKC) and validation belong to the
-//! caller (`crate::django`); this module stores what it is given.
+//! (`UserCreationForm.clean_username`). Username normalisation (NFKC) and validation happen in
+//! `crate::django::validators::Username`, the only type a new user's name can be stored from.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::{Db, DbError, datetime, is_unique_violation};
+use crate::django::dates::truncate_to_micros;
+use crate::django::validators::Username;
 
 /// A row of `auth_user`.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,13 +53,26 @@ impl std::fmt::Debug for User {
 /// `last_name = ''`, `is_active = true`, `date_joined = now`, `last_login = NULL`).
 #[derive(Clone)]
 pub struct NewUser {
-    /// Already NFKC-normalised and validated.
-    pub username: String,
+    /// NFKC-normalised and validated: only a [`Username`] can be stored.
+    pub username: Username,
     pub email: String,
     /// Already encoded (`make_password`), or an unusable `!…` value.
     pub password_hash: String,
     pub is_staff: bool,
     pub is_superuser: bool,
+}
+
+impl NewUser {
+    /// What `UserCreationForm.save()` creates (signup): no email, neither staff nor superuser.
+    pub fn signup(username: Username, password_hash: String) -> NewUser {
+        NewUser {
+            username,
+            email: String::new(),
+            password_hash,
+            is_staff: false,
+            is_superuser: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for NewUser {
@@ -336,7 +351,7 @@ impl Db {
                 sqlx::query_scalar(SQL)
                     .bind(&new.password_hash)
                     .bind(new.is_superuser)
-                    .bind(&new.username)
+                    .bind(new.username.as_str())
                     .bind(first_name)
                     .bind(last_name)
                     .bind(&new.email)
@@ -352,7 +367,7 @@ impl Db {
                 let id: i32 = sqlx::query_scalar(SQL)
                     .bind(&new.password_hash)
                     .bind(new.is_superuser)
-                    .bind(&new.username)
+                    .bind(new.username.as_str())
                     .bind(first_name)
                     .bind(last_name)
                     .bind(&new.email)
@@ -370,7 +385,7 @@ impl Db {
                 let done = sqlx::query(SQL)
                     .bind(&new.password_hash)
                     .bind(new.is_superuser)
-                    .bind(&new.username)
+                    .bind(new.username.as_str())
                     .bind(first_name)
                     .bind(last_name)
                     .bind(&new.email)
@@ -391,7 +406,7 @@ impl Db {
             password: new.password_hash,
             last_login: None,
             is_superuser: new.is_superuser,
-            username: new.username,
+            username: new.username.into_inner(),
             first_name: first_name.to_owned(),
             last_name: last_name.to_owned(),
             email: new.email,
@@ -457,7 +472,7 @@ impl Db {
                 let pg_id = i32::try_from(id).map_err(|_| DbError::UserNotFound { id })?;
                 const SQL: &str = r#"UPDATE "auth_user" SET "last_login" = $1 WHERE "id" = $2"#;
                 sqlx::query(SQL)
-                    .bind(datetime::truncate_to_micros(at))
+                    .bind(truncate_to_micros(at))
                     .bind(pg_id)
                     .execute(pool)
                     .await?

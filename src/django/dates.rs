@@ -1,12 +1,14 @@
-//! Python/Django datetime formats: `datetime.isoformat()` of an aware UTC datetime and
-//! `django.utils.http.http_date` (RFC 7231 / RFC 5322 with `GMT`).
+//! Python/Django datetime formats: `datetime.isoformat()` of an aware UTC datetime,
+//! `django.utils.http.http_date` (RFC 7231 / RFC 5322 with `GMT`), and the English names of
+//! `django.utils.dates` (the `|date` filter's format characters are in [`super::dateformat`]).
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Datelike, SubsecRound, TimeZone, Timelike, Utc};
 
 /// Python `datetime` has microsecond precision; Django stores and renders at most that.
-pub fn truncate_to_micros(dt: &DateTime<Utc>) -> DateTime<Utc> {
+/// Sub-microsecond digits are dropped, never rounded up into the next microsecond.
+pub fn truncate_to_micros(dt: DateTime<Utc>) -> DateTime<Utc> {
     dt.trunc_subsecs(6)
 }
 
@@ -55,6 +57,37 @@ pub fn write_isoformat(dt: &DateTime<Utc>, out: &mut String) {
     out.push_str("+00:00");
 }
 
+/// `django.utils.dates.WEEKDAYS` (Monday first); `http_date` uses their first three letters.
+pub const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+/// `django.utils.dates.MONTHS`.
+pub const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+/// `django.utils.dates.MONTHS_AP` (Associated Press style).
+pub const MONTHS_AP: [&str; 12] = [
+    "Jan.", "Feb.", "March", "April", "May", "June", "July", "Aug.", "Sept.", "Oct.", "Nov.",
+    "Dec.",
+];
+
 /// `value` as exactly `width` decimal digits, zero-padded (`value < 10^width`).
 pub fn push_digits(out: &mut String, value: u32, width: u32) {
     let mut divisor = 10u32.pow(width - 1);
@@ -63,11 +96,6 @@ pub fn push_digits(out: &mut String, value: u32, width: u32) {
         divisor /= 10;
     }
 }
-
-const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// `http_date(epoch_seconds)` = `email.utils.formatdate(epoch, usegmt=True)`:
 /// `Wdy, DD Mon YYYY HH:MM:SS GMT` (English names, whatever the locale). Out-of-range times are
@@ -80,9 +108,9 @@ pub fn http_date(unix: i64) -> String {
     });
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[dt.weekday().num_days_from_monday() as usize],
+        &WEEKDAYS[dt.weekday().num_days_from_monday() as usize][..3],
         dt.day(),
-        MONTHS[dt.month0() as usize],
+        &MONTHS[dt.month0() as usize][..3],
         dt.year(),
         dt.hour(),
         dt.minute(),
@@ -102,10 +130,10 @@ mod tests {
             .expect("valid");
         assert_eq!(isoformat(&dt), "2026-11-24T04:36:42.485068+00:00");
         assert_eq!(
-            isoformat(&truncate_to_micros(&dt)),
+            isoformat(&truncate_to_micros(dt)),
             "2026-11-24T04:36:42.485068+00:00"
         );
-        assert_eq!(truncate_to_micros(&dt).nanosecond(), 485_068_000);
+        assert_eq!(truncate_to_micros(dt).nanosecond(), 485_068_000);
         let whole = Utc.timestamp_opt(1_704_110_400, 0).single().expect("valid");
         assert_eq!(isoformat(&whole), "2024-01-01T12:00:00+00:00");
         let sub_micro = Utc

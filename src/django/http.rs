@@ -1,5 +1,6 @@
 //! `django/utils/http.py` (`is_same_domain`, `url_has_allowed_host_and_scheme`) and the part
-//! of Python 3.11's `urllib.parse` (`urlsplit`, `urlparse`, `geturl`) they rely on.
+//! of Python 3.11's `urllib.parse` (`urlsplit`, `urlparse`, `geturl`, `quote`, `unquote`) they
+//! and the rest of ferrochat rely on.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -19,6 +20,51 @@ const USES_PARAMS: &[&str] = &[
     "", "ftp", "hdl", "prospero", "http", "imap", "https", "shttp", "rtsp", "rtsps", "rtspu",
     "sip", "sips", "mms", "sftp", "tel",
 ];
+
+/// `urllib.parse.quote(s, safe)`: UTF-8 bytes, `%XX` in upper case; letters, digits and `_.-~`
+/// are always safe.
+pub fn quote(s: &str, safe: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &byte in s.as_bytes() {
+        if byte.is_ascii_alphanumeric()
+            || b"_.-~".contains(&byte)
+            || safe.as_bytes().contains(&byte)
+        {
+            out.push(char::from(byte));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+    }
+    out
+}
+
+/// `urllib.parse.unquote`: `%XX` sequences to bytes (others kept as they are), then UTF-8 with
+/// replacement characters.
+pub fn unquote(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            // Two hex digits make one byte: hi * 16 + lo <= 255.
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// The `ValueError`s `urlsplit` raises.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +306,16 @@ fn allowed(url: &str, allowed_hosts: &[&str], require_https: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_and_unquote_like_urllib() {
+        assert_eq!(quote("/a b/é.js", "/"), "/a%20b/%C3%A9.js");
+        assert_eq!(quote("a b&é?#", "!$&'()*+,;=/~:@"), "a%20b&%C3%A9%3F%23");
+        assert_eq!(quote("_.-~", ""), "_.-~");
+        assert_eq!(unquote("a%2Fb%zz%4"), "a/b%zz%4");
+        assert_eq!(unquote("%C3%A9%FF"), "é\u{fffd}");
+        assert_eq!(unquote("my%20db+x"), "my db+x");
+    }
 
     #[test]
     fn same_domain() {

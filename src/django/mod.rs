@@ -1,19 +1,28 @@
-//! Pure Django-compatibility functions (no I/O), each tested against vectors Django produced.
+//! Pure Django-compatibility functions (no I/O), each tested against vectors Django produced:
+//! Django's own behaviour (hashers, signing, sessions, CSRF, validators, `json.dumps`, date
+//! formats, HTML escaping) and the legacy chat app's rules (`room_name`, `chat_json`). The only
+//! home of such ports; it imports nothing else of the crate.
 //!
 //! Every item names the Django 5.0.1 (Python 3.11) function it mirrors;
 //! `tests/compat_vectors.rs` checks them against `tests/data/django_vectors.json` and
 //! `tests/data/django_extra_vectors.json`, both made by real Django.
 
+pub mod chat_json;
 pub mod crypto;
 pub mod csrf;
+pub mod dateformat;
 pub mod dates;
+pub mod email;
 pub mod hashers;
+pub mod hosts;
 pub mod html;
 pub mod http;
 pub mod py_json;
 pub mod pyunicode;
 mod pyunicode_tables;
+pub mod room_name;
 pub mod sessions;
+pub mod settings;
 pub mod signing;
 pub mod validators;
 

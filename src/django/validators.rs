@@ -150,6 +150,21 @@ impl Username {
         }
     }
 
+    /// The model's `UnicodeUsernameValidator` on a value a form's username field already
+    /// cleaned (stripped, NFKC, 1–150 code points, no NUL): the value is kept exactly, not
+    /// normalised again. Anything the field should have refused is refused here too.
+    pub fn parse_cleaned(cleaned: &str) -> Result<Username, UsernameError> {
+        let n = pyunicode::len(cleaned);
+        if n > USERNAME_MAX_LENGTH {
+            return Err(UsernameError(vec![UsernameProblem::TooLong(n)]));
+        }
+        if is_valid_username_chars(cleaned) {
+            Ok(Username(cleaned.to_owned()))
+        } else {
+            Err(UsernameError(vec![UsernameProblem::Invalid]))
+        }
+    }
+
     /// Wraps a username read from `auth_user` (trusted: it was validated when stored).
     pub fn from_db(stored: String) -> Username {
         Username(stored)

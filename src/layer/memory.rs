@@ -7,9 +7,9 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::chat::RoomName;
-use crate::chat::frame::ChatEvent;
-use crate::chat::hub::{Hub, RoomChange};
+use super::hub::{Hub, RoomChange};
+use crate::django::chat_json::ChatEvent;
+use crate::django::room_name::RoomName;
 
 use super::{ChannelLayer, LayerError, LayerKind};
 

@@ -9,6 +9,7 @@
 //!   membership per process per room.
 
 pub mod channels_redis;
+pub mod hub;
 pub mod memory;
 pub mod redis;
 
@@ -18,11 +19,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
-use crate::chat::RoomName;
-use crate::chat::frame::ChatEvent;
-use crate::chat::hub::{Hub, RoomChange};
-use crate::config::{ChannelLayerChoice, Settings};
-use channels_redis::ChannelsRedisConfig;
+use crate::django::chat_json::ChatEvent;
+use crate::django::room_name::RoomName;
+use crate::secret::redact_url;
+use channels_redis::{ChannelsRedisConfig, NodeId};
+use hub::{Hub, RoomChange};
 
 /// How a saved room message reaches every socket in the room: the legacy
 /// `channel_layer.group_send("chat_<room>", {"type": "chat.message", ...})`.
@@ -57,17 +58,19 @@ pub trait ChannelLayer: Send + Sync + 'static {
 }
 
 /// Starts the layer `kind` over `hub`; `changes` are the hub's room openings and closings, the
-/// membership hooks a distributed layer needs; `settings` carry its configuration.
+/// membership hooks a distributed layer needs. The Redis layer reads `config` and names this
+/// process `node_id` (`FERROCHAT_NODE_ID`; a random one when `None`).
 pub async fn start(
     kind: LayerKind,
-    settings: &Settings,
+    config: &ChannelsRedisConfig,
+    node_id: Option<&NodeId>,
     hub: Arc<Hub>,
     changes: mpsc::UnboundedReceiver<RoomChange>,
 ) -> Result<Arc<dyn ChannelLayer>, LayerError> {
     match kind {
         LayerKind::Memory => Ok(Arc::new(memory::MemoryLayer::start(hub, changes))),
         LayerKind::Redis => {
-            let node = match &settings.node_id {
+            let node = match node_id {
                 Some(node) => node.clone(),
                 None => {
                     let node = redis::random_node_id();
@@ -79,7 +82,7 @@ pub async fn start(
                 }
             };
             Ok(Arc::new(redis::RedisLayer::start(
-                settings.channels_redis.clone(),
+                config.clone(),
                 node,
                 hub,
                 changes,
@@ -114,6 +117,15 @@ impl std::fmt::Display for LayerStatus {
     }
 }
 
+/// Which channel layer to run (`CHANNEL_LAYER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelLayerChoice {
+    /// Unset: Redis at `REDIS_URL` if it answers at startup, else in-process with a warning.
+    Auto,
+    Memory,
+    Redis,
+}
+
 /// Which layer a server runs, decided once at startup (COMPAT §1 `CHANNEL_LAYER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {
@@ -144,7 +156,7 @@ pub enum LayerError {
 /// Pings Redis with a short timeout (an unreachable host must not stall startup).
 pub async fn ping_redis(url: &str) -> Result<(), LayerError> {
     let unreachable = |cause: String| LayerError::RedisUnreachable {
-        url: redact(url),
+        url: redact_url(url),
         cause,
     };
     let client = ::redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
@@ -178,11 +190,14 @@ pub async fn ping_hosts(config: &ChannelsRedisConfig) -> Result<(), LayerError> 
 /// Resolves `CHANNEL_LAYER`: `redis` always runs the Redis layer (which keeps retrying until
 /// Redis answers), `memory` never touches Redis, unset (auto) uses Redis when it answers now and
 /// otherwise the in-process layer with a loud single-node warning.
-pub async fn choose(settings: &Settings) -> Result<LayerKind, LayerError> {
-    match settings.channel_layer {
+pub async fn choose(
+    choice: ChannelLayerChoice,
+    config: &ChannelsRedisConfig,
+) -> Result<LayerKind, LayerError> {
+    match choice {
         ChannelLayerChoice::Memory => Ok(LayerKind::Memory),
         ChannelLayerChoice::Redis => Ok(LayerKind::Redis),
-        ChannelLayerChoice::Auto => match ping_hosts(&settings.channels_redis).await {
+        ChannelLayerChoice::Auto => match ping_hosts(config).await {
             Ok(()) => Ok(LayerKind::Redis),
             Err(e) => {
                 tracing::warn!(
@@ -192,16 +207,5 @@ pub async fn choose(settings: &Settings) -> Result<LayerKind, LayerError> {
                 Ok(LayerKind::Memory)
             }
         },
-    }
-}
-
-/// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }

@@ -37,10 +37,10 @@ use super::channels_redis::{
     ChannelName, ChannelsRedis, ChannelsRedisConfig, GroupName, NodeId, ReceiverEvent,
     ReceiverOptions, wire,
 };
+use super::hub::{Hub, RoomChange};
 use super::{ChannelLayer, LayerError, LayerKind, LayerStatus};
-use crate::chat::RoomName;
-use crate::chat::frame::ChatEvent;
-use crate::chat::hub::{Hub, RoomChange};
+use crate::django::chat_json::ChatEvent;
+use crate::django::room_name::RoomName;
 
 /// Longest wait for one connection attempt at startup (all hosts).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -217,7 +217,7 @@ impl RedisLayer {
         event: &ChatEvent,
     ) -> Result<(), LayerError> {
         let group = Shared::group(room)?;
-        let value = to_wire(event).to_value();
+        let value = wire::event_to_value(event);
         bounded(client.group_send_except(&group, &value, Some(&self.shared.own_queue)))
             .await
             .map(drop)
@@ -333,25 +333,6 @@ async fn bounded<T, E: std::fmt::Display>(
     match timeout(COMMAND_TIMEOUT, future).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
-    }
-}
-
-/// The legacy event dict (`{"type": "chat.message", "id", "message", "username", "timestamp"}`).
-fn to_wire(event: &ChatEvent) -> wire::ChatEvent {
-    wire::ChatEvent {
-        id: event.id,
-        message: event.message.clone(),
-        username: event.username.clone(),
-        timestamp: event.timestamp.clone(),
-    }
-}
-
-fn from_wire(event: wire::ChatEvent) -> ChatEvent {
-    ChatEvent {
-        id: event.id,
-        message: event.message,
-        username: event.username,
-        timestamp: event.timestamp,
     }
 }
 
@@ -479,7 +460,7 @@ fn deliver(
         tracing::warn!("channel layer: ignoring a message for {channel:?}, not a room channel");
         return;
     };
-    let Some(event) = wire::ChatEvent::from_value(message) else {
+    let Some(event) = wire::event_from_value(message) else {
         // Only `chat.message` belongs in a `chat_<room>` group (COMPAT §7).
         let kind = match message {
             rmpv::Value::Map(entries) => entries
@@ -491,7 +472,7 @@ fn deliver(
         tracing::warn!(room = %room, "channel layer: ignoring an event that is not a chat.message (type {kind:?})");
         return;
     };
-    let frame = Utf8Bytes::from(from_wire(event).to_frame());
+    let frame = Utf8Bytes::from(event.to_frame());
     if hub.deliver(&room, frame) == 0 {
         let _ = control.send(Control::Stray(room));
     }
@@ -699,13 +680,13 @@ mod tests {
             username: "ann".into(),
             timestamp: "2026-11-24T04:36:42+00:00".into(),
         };
-        let value = to_wire(&event).to_value();
+        let value = wire::event_to_value(&event);
         let keys: Vec<&str> = match &value {
             rmpv::Value::Map(entries) => entries.iter().filter_map(|(k, _)| k.as_str()).collect(),
             _ => Vec::new(),
         };
         assert_eq!(keys, ["type", "id", "message", "username", "timestamp"]);
-        let back = wire::ChatEvent::from_value(&value).map(from_wire);
+        let back = wire::event_from_value(&value);
         assert_eq!(back, Some(event));
     }
 }

@@ -21,15 +21,14 @@
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
-use super::templates::escape;
+use crate::django::html::escape;
 use crate::django::pyunicode;
-use crate::django::validators::{self, UserAttributes};
+use crate::django::room_name::{self, MAX_ROOM_NAME_LEN, is_valid_room_name};
+use crate::django::validators::{self, UserAttributes, Username};
+use crate::secret::Password;
 
 /// `chatapp.forms.ROOM_NAME_ERROR`.
-pub const ROOM_NAME_ERROR: &str = "Room names must be 1 to 64 characters long and may only \
-                                   contain letters, digits, underscores (_) and hyphens (-).";
-/// `chatapp.forms.ROOM_NAME_PATTERN` length limit.
-pub const ROOM_NAME_MAX_LENGTH: usize = 64;
+pub const ROOM_NAME_ERROR: &str = room_name::ROOM_NAME_ERROR;
 /// `Field.default_error_messages["required"]`.
 pub const REQUIRED_ERROR: &str = validators::REQUIRED_MESSAGE;
 /// `ProhibitNullCharactersValidator.message`, which every `CharField` runs.
@@ -202,19 +201,11 @@ impl CharFieldSpec {
     }
 }
 
-fn errors_of(result: &Result<String, Vec<String>>) -> &[String] {
+fn errors_of<T>(result: &Result<T, Vec<String>>) -> &[String] {
     match result {
         Ok(_) => &[],
         Err(errors) => errors,
     }
-}
-
-/// `chatapp.forms.is_valid_room_name`: `^[A-Za-z0-9_-]{1,64}$`.
-pub fn is_valid_room_name(name: &str) -> bool {
-    (1..=ROOM_NAME_MAX_LENGTH).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +214,7 @@ pub fn is_valid_room_name(name: &str) -> bool {
 const ROOM_NAME_FIELD: CharFieldSpec = CharFieldSpec {
     strip: true,
     nfkc_below: None,
-    max_length: Some(ROOM_NAME_MAX_LENGTH),
+    max_length: Some(MAX_ROOM_NAME_LEN),
     required_error: ROOM_NAME_ERROR,
     max_length_error: Some(ROOM_NAME_ERROR),
     regex: Some(is_valid_room_name),
@@ -278,12 +269,13 @@ impl RoomForm {
     /// The `form` value for `index.html`.
     pub fn context(&self) -> RoomFormContext {
         let errors = self.errors().to_vec();
+        let max_length = MAX_ROOM_NAME_LEN.to_string();
         let mut attrs: Vec<(&str, Option<&str>)> = vec![
             ("id", Some("room-name-input")),
             ("placeholder", Some("e.g. lobby")),
             ("autocomplete", Some("off")),
             ("autofocus", None),
-            ("maxlength", Some("64")),
+            ("maxlength", Some(&max_length)),
             ("required", None),
         ];
         if !errors.is_empty() {
@@ -324,7 +316,7 @@ pub struct AuthenticationForm {
 struct BoundLogin {
     username_data: Option<String>,
     username: Result<String, Vec<String>>,
-    password: Result<String, Vec<String>>,
+    password: Result<Password, Vec<String>>,
     non_field_errors: Vec<String>,
 }
 
@@ -348,7 +340,7 @@ impl AuthenticationForm {
             bound: Some(BoundLogin {
                 username_data: username.map(str::to_owned),
                 username: LOGIN_USERNAME_FIELD.clean(username),
-                password: PASSWORD_FIELD.clean(password),
+                password: PASSWORD_FIELD.clean(password).map(Password::new),
                 non_field_errors: Vec::new(),
             }),
         }
@@ -359,7 +351,7 @@ impl AuthenticationForm {
     pub fn credentials(&self) -> Option<(&str, &str)> {
         let bound = self.bound.as_ref()?;
         match (&bound.username, &bound.password) {
-            (Ok(username), Ok(password)) => Some((username, password)),
+            (Ok(username), Ok(password)) => Some((username, password.expose())),
             _ => None,
         }
     }
@@ -460,8 +452,9 @@ const SIGNUP_USERNAME_FIELD: CharFieldSpec = CharFieldSpec {
 /// The checks `UserCreationForm` delegates: the model's username validator and the configured
 /// password validators.
 pub trait SignupChecks {
-    /// `UnicodeUsernameValidator` on the cleaned username: its message when invalid.
-    fn username_error(&self, username: &str) -> Option<String>;
+    /// `UnicodeUsernameValidator` on the cleaned username: the [`Username`] it accepts, or its
+    /// message.
+    fn username(&self, cleaned: &str) -> Result<Username, String>;
     /// `password_validation.validate_password(password, user)`: every message, in validator
     /// order. `username` is the user's `username` attribute, `None` when Django's instance has
     /// none to compare with (the field failed or the name is taken).
@@ -474,10 +467,9 @@ pub trait SignupChecks {
 pub struct DjangoValidators;
 
 impl SignupChecks for DjangoValidators {
-    fn username_error(&self, username: &str) -> Option<String> {
-        // Length and null characters were checked by the form field already.
-        (!validators::is_valid_username_chars(username))
-            .then(|| validators::USERNAME_INVALID_MESSAGE.to_owned())
+    fn username(&self, cleaned: &str) -> Result<Username, String> {
+        // Stripping, NFKC, length and null characters were the form field's.
+        Username::parse_cleaned(cleaned).map_err(|e| e.to_string())
     }
 
     fn password_errors(&self, password: &str, username: Option<&str>) -> Vec<String> {
@@ -510,17 +502,20 @@ pub struct UserCreationForm {
 struct BoundSignup {
     username_data: Option<String>,
     username: Result<String, Vec<String>>,
-    password1: Result<String, Vec<String>>,
-    password2: Result<String, Vec<String>>,
+    /// The username the model validator accepted, once [`UserCreationForm::validate`] ran.
+    valid_username: Option<Username>,
+    password1: Result<Password, Vec<String>>,
+    password2: Result<Password, Vec<String>>,
     non_field_errors: Vec<String>,
     validated: bool,
 }
 
-/// A valid signup: the username to store (stripped, NFKC) and the password to hash.
+/// A valid signup: the username to store (stripped, NFKC, validated) and the password to hash.
+/// `crate::db::users::NewUser::signup` makes the row to create from these.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewUser {
-    pub username: String,
-    pub password: String,
+pub struct Signup {
+    pub username: Username,
+    pub password: Password,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -540,8 +535,8 @@ impl UserCreationForm {
     /// `UserCreationForm(request.POST)`: field cleaning (`_clean_fields`) and the password
     /// mismatch check (`clean_password2`).
     pub fn bind(username: Option<&str>, password1: Option<&str>, password2: Option<&str>) -> Self {
-        let password1_result = PASSWORD_FIELD.clean(password1);
-        let mut password2_result = PASSWORD_FIELD.clean(password2);
+        let password1_result = PASSWORD_FIELD.clean(password1).map(Password::new);
+        let mut password2_result = PASSWORD_FIELD.clean(password2).map(Password::new);
         if let (Ok(p1), Ok(p2)) = (&password1_result, &password2_result)
             && p1 != p2
         {
@@ -551,6 +546,7 @@ impl UserCreationForm {
             bound: Some(BoundSignup {
                 username_data: username.map(str::to_owned),
                 username: SIGNUP_USERNAME_FIELD.clean(username),
+                valid_username: None,
                 password1: password1_result,
                 password2: password2_result,
                 non_field_errors: Vec::new(),
@@ -583,13 +579,14 @@ impl UserCreationForm {
                 bound.username = Err(vec![USERNAME_TAKEN_ERROR.to_owned()]);
             } else {
                 similarity_username = Some(username.clone());
-                if let Some(error) = checks.username_error(username) {
-                    bound.username = Err(vec![error]);
+                match checks.username(username) {
+                    Ok(valid) => bound.valid_username = Some(valid),
+                    Err(error) => bound.username = Err(vec![error]),
                 }
             }
         }
         if let Ok(password) = &bound.password2 {
-            let errors = checks.password_errors(password, similarity_username.as_deref());
+            let errors = checks.password_errors(password.expose(), similarity_username.as_deref());
             if !errors.is_empty() {
                 bound.password2 = Err(errors);
             }
@@ -598,13 +595,18 @@ impl UserCreationForm {
     }
 
     /// The new user, once [`validate`](Self::validate) ran and every check passed.
-    pub fn cleaned(&self) -> Option<NewUser> {
+    pub fn cleaned(&self) -> Option<Signup> {
         let bound = self.bound.as_ref()?;
         if !bound.validated || !bound.non_field_errors.is_empty() {
             return None;
         }
-        match (&bound.username, &bound.password1, &bound.password2) {
-            (Ok(username), Ok(password), Ok(_)) => Some(NewUser {
+        match (
+            &bound.username,
+            &bound.valid_username,
+            &bound.password1,
+            &bound.password2,
+        ) {
+            (Ok(_), Some(username), Ok(password), Ok(_)) => Some(Signup {
                 username: username.clone(),
                 password: password.clone(),
             }),
@@ -618,14 +620,13 @@ impl UserCreationForm {
 
     /// The `form` value for `registration/signup.html`.
     pub fn context(&self) -> UserCreationFormContext {
-        let empty: Result<String, Vec<String>> = Ok(String::new());
         let (username_data, username, password1, password2, non_field) = match &self.bound {
-            None => (None, &empty, &empty, &empty, &[][..]),
+            None => (None, &[][..], &[][..], &[][..], &[][..]),
             Some(b) => (
                 b.username_data.as_deref(),
-                &b.username,
-                &b.password1,
-                &b.password2,
+                errors_of(&b.username),
+                errors_of(&b.password1),
+                errors_of(&b.password2),
                 &b.non_field_errors[..],
             ),
         };
@@ -644,7 +645,7 @@ impl UserCreationForm {
                         ("autocomplete", Some("username")),
                         ("autofocus", None),
                     ],
-                    errors_of(username),
+                    username,
                     escape(validators::USERNAME_HELP_TEXT),
                 ),
                 signup_field(
@@ -653,7 +654,7 @@ impl UserCreationForm {
                     "password",
                     None,
                     &[("autocomplete", Some("new-password"))],
-                    errors_of(password1),
+                    password1,
                     password_help,
                 ),
                 signup_field(
@@ -662,7 +663,7 @@ impl UserCreationForm {
                     "password",
                     None,
                     &[("autocomplete", Some("new-password"))],
-                    errors_of(password2),
+                    password2,
                     escape(PASSWORD2_HELP_TEXT),
                 ),
             ],
@@ -782,10 +783,11 @@ mod tests {
 
     struct Checks;
     impl SignupChecks for Checks {
-        fn username_error(&self, username: &str) -> Option<String> {
-            username
-                .contains(' ')
-                .then(|| USERNAME_INVALID_ERROR.to_owned())
+        fn username(&self, cleaned: &str) -> Result<Username, String> {
+            if cleaned.contains(' ') {
+                return Err(USERNAME_INVALID_ERROR.to_owned());
+            }
+            Username::parse_cleaned(cleaned).map_err(|e| e.to_string())
         }
         fn password_errors(&self, password: &str, username: Option<&str>) -> Vec<String> {
             let mut errors = Vec::new();
@@ -830,9 +832,9 @@ mod tests {
         );
         assert_eq!(
             form.cleaned(),
-            Some(NewUser {
-                username: "ffoo".to_owned(),
-                password: "s3cret-pass".to_owned()
+            Some(Signup {
+                username: Username::parse("ffoo").expect("valid"),
+                password: Password::new("s3cret-pass")
             })
         );
         // A taken name is not compared with the password.
@@ -916,6 +918,9 @@ mod tests {
             Some("Xk9#mq2!pz"),
         );
         form.validate(false, &DjangoValidators);
-        assert_eq!(form.cleaned().map(|u| u.username).as_deref(), Some("bob"));
+        assert_eq!(
+            form.cleaned().map(|u| u.username.into_inner()).as_deref(),
+            Some("bob")
+        );
     }
 }

@@ -26,11 +26,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::PasswordHasher;
 use crate::chat::consumer::ConsumerContext;
-use crate::chat::hub::Hub;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::django::sessions::SessionSigner;
 use crate::layer::LayerKind;
+use crate::layer::hub::Hub;
 
 /// The largest request body read: Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB), above which
 /// Django refuses to parse a form. A larger declared body is answered 413 unread.

@@ -8,11 +8,11 @@ use salvo::http::{HeaderValue, Method, StatusCode};
 use salvo::prelude::*;
 
 use crate::auth::{self, AuthError};
-use crate::chat::RoomName;
 use crate::db::DbError;
 use crate::db::users::{NewUser, User};
-use crate::django::dates::{http_date, isoformat};
-use crate::django::http::url_has_allowed_host_and_scheme;
+use crate::django::dates::http_date;
+use crate::django::http::{quote, url_has_allowed_host_and_scheme};
+use crate::django::room_name::RoomName;
 
 use super::csrf::CsrfState;
 use super::errors::{method_not_allowed, not_found, server_error};
@@ -140,21 +140,9 @@ async fn require_login(
         Some(q) => format!("{}?{q}", req.uri().path()),
         None => req.uri().path().to_owned(),
     };
-    redirect(res, &format!("{LOGIN_URL}?next={}", quote_next(&full_path)));
+    // `QueryDict.urlencode(safe="/")` of the `next` value.
+    redirect(res, &format!("{LOGIN_URL}?next={}", quote(&full_path, "/")));
     Ok(false)
-}
-
-/// `QueryDict.urlencode(safe="/")` of the `next` value.
-fn quote_next(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn form_field(req: &mut Request, name: &str) -> Option<String> {
@@ -244,7 +232,7 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 id: m.id,
                 username: m.username,
                 content: m.content,
-                timestamp: isoformat(&m.timestamp),
+                timestamp: m.timestamp,
             })
             .collect();
         let page = RoomPage {
@@ -364,17 +352,11 @@ pub async fn signup(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 None => false,
             };
             form.validate(taken, &DjangoValidators);
-            if let Some(new) = form.cleaned() {
-                let password_hash = state.hasher.make(new.password.clone()).await?;
+            if let Some(valid) = form.cleaned() {
+                let password_hash = state.hasher.make(valid.password.into_plain()).await?;
                 let created = state
                     .db
-                    .create_user(NewUser {
-                        username: new.username.clone(),
-                        email: String::new(),
-                        password_hash,
-                        is_staff: false,
-                        is_superuser: false,
-                    })
+                    .create_user(NewUser::signup(valid.username, password_hash))
                     .await;
                 match created {
                     Ok(user) => {

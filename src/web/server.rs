@@ -14,12 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::clock::Clock;
 use crate::chat::consumer::ConsumerContext;
-use crate::chat::hub::Hub;
 use crate::config::Settings;
 use crate::db::messages::MessageWriter;
 use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
 use crate::db::{Db, DbError};
+use crate::layer::hub::Hub;
 use crate::layer::{self, LayerError};
 
 use crate::auth::PasswordHasher;
@@ -61,9 +61,16 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     let db = Db::connect(&settings.database_url).await?;
     ensure_schema(&db, &settings.database_url).await?;
     open_sqlite_pool(&db).await;
-    let chosen = layer::choose(&settings).await?;
+    let chosen = layer::choose(settings.channel_layer, &settings.channels_redis).await?;
     let (hub, changes) = Hub::new(settings.limits.ws_queue);
-    let channel_layer = layer::start(chosen, &settings, hub.clone(), changes).await?;
+    let channel_layer = layer::start(
+        chosen,
+        &settings.channels_redis,
+        settings.node_id.as_ref(),
+        hub.clone(),
+        changes,
+    )
+    .await?;
     let layer_kind = channel_layer.kind();
     let chat = Arc::new(ConsumerContext {
         db: db.clone(),

@@ -6,12 +6,12 @@
 //!
 //! | Django | Tera port |
 //! |---|---|
-//! | autoescape (`django.utils.html.escape`) | [`django_escape`] as the escape function |
+//! | autoescape (`django.utils.html.escape`) | [`html::write_escaped`] as the escape function |
 //! | `{% static 'p' %}` | `{{ static(path='p') }}` (`STATIC_URL` = `/static/`) |
 //! | `{% url 'room' name %}` | `{{ url(name='room', arg=name) }}` (index, room, login, logout, signup) |
 //! | `{% csrf_token %}` | `{{ csrf_input() }}` (reads `csrf_token` from the render context) |
 //! | `{{ v\|json_script:"id" }}` | `{{ v \| json_script(id="id") }}` |
-//! | `{{ v\|date:"c" }}` | `{{ v \| date(format="c") }}` (a port of `django.utils.dateformat`, UTC) |
+//! | `{{ v\|date:"c" }}` | `{{ v \| date(format="c") }}` ([`dateformat`], UTC) |
 //!
 //! # Context contract
 //!
@@ -27,12 +27,11 @@
 //!
 //! `room.html` ([`RoomPage`]):
 //! - `room_name`: str.
-//! - `chat_messages`: list of `{id: int, username: str, content: str, timestamp: str}`
-//!   ([`ChatMessageContext`]), oldest first (the legacy view shows the last 50). `timestamp` is any
-//!   string [`parse_timestamp`] accepts: Python `isoformat()` / RFC 3339 with an offset
-//!   (`2026-11-24T04:36:42.485068+00:00`, made by `crate::django::dates::isoformat`), or
-//!   Django's naive SQLite text
-//!   (`2026-11-24 04:36:42[.485068]`), read as UTC.
+//! - `chat_messages`: list of `{id: int, username: str, content: str, timestamp: datetime}`
+//!   ([`ChatMessageContext`]), oldest first (the legacy view shows the last 50). `timestamp` is
+//!   meant for the `date` filter (`{{ message.timestamp | date(format='c') }}`), as the legacy
+//!   template gets a datetime: Tera has no datetime value, so it holds the instant's whole
+//!   microseconds since the Unix epoch.
 //!
 //! `registration/login.html` ([`LoginPage`]):
 //! - `form`: [`AuthenticationForm::context`](super::forms::AuthenticationForm::context):
@@ -47,15 +46,16 @@
 //! error list and the help text already rendered as Django renders them (inserted with `| safe`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use super::forms::{AuthenticationFormContext, RoomFormContext, UserCreationFormContext};
-use crate::django::dates::{push_digits, write_isoformat};
+use crate::django::html::{self, escape};
+use crate::django::http::quote;
+use crate::django::{dateformat, py_json};
 
 /// The templates every deployment must provide (the legacy app's five).
 pub const TEMPLATE_NAMES: [&str; 5] = [
@@ -232,8 +232,9 @@ pub struct ChatMessageContext {
     pub id: i64,
     pub username: String,
     pub content: String,
-    /// See [`parse_timestamp`]; `crate::django::dates::isoformat` makes one from a stored time.
-    pub timestamp: String,
+    /// The stored time; the templates format it with `| date`.
+    #[serde(serialize_with = "serialize_datetime")]
+    pub timestamp: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -288,7 +289,7 @@ impl Page for SignupPage {
 /// added: Tera 2 checks them when it compiles a template).
 fn new_tera() -> Tera {
     let mut tera = Tera::new();
-    tera.set_escape_fn(django_escape);
+    tera.set_escape_fn(html::write_escaped);
     tera.autoescape_on([".html"]);
     tera.register_function("static", static_fn);
     tera.register_function("url", url_fn);
@@ -343,57 +344,13 @@ fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, TemplateErr
 }
 
 // ---------------------------------------------------------------------------------------------
-// Escaping
-
-/// `django.utils.html.escape` (`html.escape(s, quote=True)`): `& < > " '` →
-/// `&amp; &lt; &gt; &quot; &#x27;`, byte-for-byte. Tera's own escaper writes `&#39;` and `&#x2F;`.
-pub fn django_escape(input: &str, out: &mut dyn Write) -> std::io::Result<()> {
-    let bytes = input.as_bytes();
-    let mut start = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        let replacement: &[u8] = match byte {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'"' => b"&quot;",
-            b'\'' => b"&#x27;",
-            _ => continue,
-        };
-        out.write_all(&bytes[start..i])?;
-        out.write_all(replacement)?;
-        start = i + 1;
-    }
-    out.write_all(&bytes[start..])
-}
-
-/// [`django_escape`] into a `String`.
-pub use crate::django::html::escape;
-
-// ---------------------------------------------------------------------------------------------
 // static(), url(), csrf_input()
-
-/// Python's `urllib.parse.quote(s, safe)`: UTF-8 bytes, `%XX` in upper case, letters, digits and
-/// `_.-~` always safe.
-fn py_quote(s: &str, safe: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &byte in s.as_bytes() {
-        if byte.is_ascii_alphanumeric()
-            || b"_.-~".contains(&byte)
-            || safe.as_bytes().contains(&byte)
-        {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 /// `{% static %}` through `StaticFilesStorage.url`: `filepath_to_uri` (quote with
 /// `/~!*()'` safe), leading `/` dropped, joined to `STATIC_URL`
 /// (django/core/files/storage/filesystem.py, django/utils/encoding.py).
 pub fn static_url(path: &str) -> String {
-    let quoted = py_quote(&path.replace('\\', "/"), "/~!*()'");
+    let quoted = quote(&path.replace('\\', "/"), "/~!*()'");
     format!("{STATIC_URL}{}", quoted.trim_start_matches('/'))
 }
 
@@ -417,7 +374,7 @@ pub fn reverse(name: &str, arg: Option<&str>) -> Result<String, String> {
     match (fixed, arg) {
         (Some(path), None) => Ok(path.to_owned()),
         (None, Some(room)) if !room.is_empty() && !room.contains('/') => {
-            Ok(format!("/chat/{}/", py_quote(room, "!$&'()*+,;=/~:@")))
+            Ok(format!("/chat/{}/", quote(room, "!$&'()*+,;=/~:@")))
         }
         _ => Err(format!(
             "Reverse for '{name}' with arguments '{arg:?}' not found."
@@ -449,23 +406,12 @@ fn csrf_input_fn(_: Kwargs, state: &State) -> tera::TeraResult<Value> {
 // ---------------------------------------------------------------------------------------------
 // json_script
 
-/// `django.utils.html.json_script`: `json.dumps(value, cls=DjangoJSONEncoder)` (default
-/// separators, `ensure_ascii=True`), then `<`, `>`, `&` as `\u003C`, `\u003E`, `\u0026`, in a
-/// `<script type="application/json">` whose id is escaped.
+/// `{{ value|json_script:"id" }}`: the Tera value as `json.dumps` writes it, in
+/// [`html::json_script`]'s `<script>`.
 pub fn json_script(value: &Value, id: Option<&str>) -> Result<String, String> {
     let mut json = String::new();
     py_json_dumps(value, &mut json)?;
-    let json = json
-        .replace('<', "\\u003C")
-        .replace('>', "\\u003E")
-        .replace('&', "\\u0026");
-    Ok(match id {
-        Some(id) if !id.is_empty() => format!(
-            r#"<script id="{}" type="application/json">{json}</script>"#,
-            escape(id)
-        ),
-        _ => format!(r#"<script type="application/json">{json}</script>"#),
-    })
+    Ok(html::json_script(&json, id))
 }
 
 fn json_script_filter(value: &Value, kwargs: Kwargs, _: &State) -> tera::TeraResult<Value> {
@@ -475,15 +421,15 @@ fn json_script_filter(value: &Value, kwargs: Kwargs, _: &State) -> tera::TeraRes
         .map_err(tera::Error::message)
 }
 
-/// Python's `json.dumps` with its defaults: `", "` and `": "` separators, non-ASCII as `\uXXXX`
-/// (UTF-16 surrogate pairs beyond the BMP), floats as `repr()`.
+/// Python's `json.dumps` with its defaults (`", "` and `": "` separators) over a Tera value; the
+/// strings and floats are written by [`py_json`], as everywhere else.
 fn py_json_dumps(value: &Value, out: &mut String) -> Result<(), String> {
     if value.is_undefined() || value.is_none() {
         out.push_str("null");
     } else if let Some(b) = value.as_bool() {
         out.push_str(if b { "true" } else { "false" });
     } else if let Some(s) = value.as_str() {
-        py_json_string(s, out);
+        py_json::write_str(out, s);
     } else if let Some(number) = value.as_number() {
         if number.is_integer() {
             match number.as_integer() {
@@ -491,7 +437,7 @@ fn py_json_dumps(value: &Value, out: &mut String) -> Result<(), String> {
                 None => return Err("integer out of range".to_owned()),
             }
         } else {
-            out.push_str(&py_float_repr(number.as_float()));
+            py_json::write_float(out, number.as_float());
         }
     } else if let Some(items) = value.as_array() {
         out.push('[');
@@ -522,7 +468,7 @@ fn py_json_dumps(value: &Value, out: &mut String) -> Result<(), String> {
                     text
                 }
             };
-            py_json_string(&key, out);
+            py_json::write_str(out, &key);
             out.push_str(": ");
             py_json_dumps(item, out)?;
         }
@@ -536,350 +482,31 @@ fn py_json_dumps(value: &Value, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// `json.encoder.py_encode_basestring_ascii`.
-fn py_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// Python `float.__repr__` (shortest round-trip digits; scientific notation below 1e-4 or from
-/// 1e16), as `json.dumps` writes floats; `NaN`/`Infinity` as `json.dumps` allows them.
-fn py_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits too: "1.2345e-7".
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    if (-4..16).contains(&exponent) {
-        let point = exponent + 1; // digits before the decimal point
-        let text = if point <= 0 {
-            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-        } else if (point as usize) >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
-        } else {
-            let (int, frac) = digits.split_at(point as usize);
-            format!("{int}.{frac}")
-        };
-        format!("{sign}{text}")
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() {
-            first.to_owned()
-        } else {
-            format!("{first}.{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // date
 
-/// A datetime as templates receive it: RFC 3339 / `isoformat()` with an offset (`T` or space
-/// between date and time, `Z` allowed), or a naive `YYYY-MM-DD HH:MM:SS[.ffffff]` (Django's SQLite
-/// storage) taken as UTC. Converted to UTC, as Django converts to `TIME_ZONE` before `|date`.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    parse_isoformat_utc(text).or_else(|| parse_timestamp_general(text))
+/// A datetime as the templates receive it: [`ChatMessageContext::timestamp`] is serialized as
+/// whole microseconds since the Unix epoch (Tera has no datetime value), read back here as the
+/// same instant. No text is parsed.
+fn template_datetime(value: &Value) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(value.as_i64()?)
 }
 
-/// The shape [`isoformat`] writes for UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` (or with a
-/// space), read without chrono's format-string parser: what [`parse_timestamp_general`] gives
-/// for it, or `None` to leave anything else (leap seconds, out-of-range fields) to that.
-fn parse_isoformat_utc(text: &str) -> Option<DateTime<Utc>> {
-    let b = text.as_bytes();
-    let micros = match b.len() {
-        25 => 0,
-        32 if b[19] == b'.' => fixed_digits(&b[20..26])?,
-        _ => return None,
-    };
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-        || !b.ends_with(b"+00:00")
-    {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(fixed_digits(&b[0..4])?).ok()?,
-        fixed_digits(&b[5..7])?,
-        fixed_digits(&b[8..10])?,
-    )?;
-    let time = NaiveTime::from_hms_micro_opt(
-        fixed_digits(&b[11..13])?,
-        fixed_digits(&b[14..16])?,
-        fixed_digits(&b[17..19])?,
-        micros,
-    )?;
-    Some(date.and_time(time).and_utc())
-}
-
-/// ASCII digits as a number; `None` if any byte is not a digit.
-fn fixed_digits(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-    })
-}
-
-fn parse_timestamp_general(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim().replacen('T', " ", 1);
-    let text = match text.strip_suffix('Z') {
-        Some(rest) => format!("{rest}+00:00"),
-        None => text,
-    };
-    if let Ok(dt) = DateTime::<FixedOffset>::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%:z") {
-        return Some(dt.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
-
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-/// `django.utils.dates.MONTHS_AP` (Associated Press style).
-const MONTHS_AP: [&str; 12] = [
-    "Jan.", "Feb.", "March", "April", "May", "June", "July", "Aug.", "Sept.", "Oct.", "Nov.",
-    "Dec.",
-];
-
-/// The en locale's named formats (django/conf/locale/en/formats.py), which `|date` accepts
-/// instead of a format string.
-fn named_format(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "DATE_FORMAT" => "N j, Y",
-        "TIME_FORMAT" => "P",
-        "DATETIME_FORMAT" => "N j, Y, P",
-        "YEAR_MONTH_FORMAT" => "F Y",
-        "MONTH_DAY_FORMAT" => "F j",
-        "SHORT_DATE_FORMAT" => "m/d/Y",
-        "SHORT_DATETIME_FORMAT" => "m/d/Y P",
-        _ => return None,
-    })
-}
-
-/// The characters `django.utils.dateformat.re_formatchars` recognises.
-const FORMAT_CHARS: &str = "aAbcdDeEfFgGhHiIjlLmMnNoOPrsStTUuwWyYzZ";
-
-/// `django.utils.dateformat.format(value, format_string)` for an aware datetime in UTC
-/// (TIME_ZONE = "UTC", USE_TZ = True, LANGUAGE_CODE = "en-us").
-pub fn format_date(dt: &DateTime<Utc>, format: &str) -> String {
-    let mut out = String::with_capacity(32);
-    // The literal piece since the last format character, as a byte range of `format`.
-    let mut literal_start = 0;
-    let mut previous = None;
-    for (i, c) in format.char_indices() {
-        // `(?<!\\)([chars])`: a format character not preceded by a backslash.
-        if FORMAT_CHARS.contains(c) && previous != Some('\\') {
-            unescape_literal(&format[literal_start..i], &mut out);
-            literal_start = i + c.len_utf8();
-            format_char(dt, c, &mut out);
-        }
-        previous = Some(c);
-    }
-    unescape_literal(&format[literal_start..], &mut out);
-    out
-}
-
-/// `re_escaped.sub(r"\1", piece)` with `re_escaped = r"\\(.)"` (`.` does not match a newline).
-fn unescape_literal(piece: &str, out: &mut String) {
-    let mut chars = piece.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('\\', Some(&next)) if next != '\n' => {
-                out.push(next);
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-}
-
-fn format_char(dt: &DateTime<Utc>, c: char, out: &mut String) {
-    use std::fmt::Write as _;
-    let hour12 = match dt.hour() % 12 {
-        0 => 12,
-        h => h,
-    };
-    let month0 = dt.month0() as usize;
-    let weekday0 = dt.weekday().num_days_from_monday() as usize;
-    // `write!` into a String cannot fail.
-    let _ = match c {
-        'a' => write!(out, "{}", if dt.hour() > 11 { "p.m." } else { "a.m." }),
-        'A' => write!(out, "{}", if dt.hour() > 11 { "PM" } else { "AM" }),
-        'b' => write!(out, "{}", MONTHS[month0][..3].to_lowercase()),
-        'c' => {
-            write_isoformat(dt, out);
-            Ok(())
-        }
-        'd' => write!(out, "{:02}", dt.day()),
-        'D' => write!(out, "{}", &WEEKDAYS[weekday0][..3]),
-        'e' | 'T' => write!(out, "UTC"),
-        'E' | 'F' => write!(out, "{}", MONTHS[month0]),
-        'f' => {
-            if dt.minute() == 0 {
-                write!(out, "{hour12}")
-            } else {
-                write!(out, "{hour12}:{:02}", dt.minute())
-            }
-        }
-        'g' => write!(out, "{hour12}"),
-        'G' => write!(out, "{}", dt.hour()),
-        'h' => write!(out, "{hour12:02}"),
-        'H' => {
-            push_digits(out, dt.hour(), 2);
-            Ok(())
-        }
-        'i' => {
-            push_digits(out, dt.minute(), 2);
-            Ok(())
-        }
-        'I' => write!(out, "0"),
-        'j' => write!(out, "{}", dt.day()),
-        'l' => write!(out, "{}", WEEKDAYS[weekday0]),
-        'L' => write!(out, "{}", if is_leap(dt.year()) { "True" } else { "False" }),
-        'm' => write!(out, "{:02}", dt.month()),
-        'M' => write!(out, "{}", &MONTHS[month0][..3]),
-        'n' => write!(out, "{}", dt.month()),
-        'N' => write!(out, "{}", MONTHS_AP[month0]),
-        'o' => write!(out, "{}", dt.iso_week().year()),
-        'O' => write!(out, "+0000"),
-        'P' => match (dt.hour(), dt.minute()) {
-            (0, 0) => write!(out, "midnight"),
-            (12, 0) => write!(out, "noon"),
-            _ => {
-                format_char(dt, 'f', out);
-                out.push(' ');
-                format_char(dt, 'a', out);
-                Ok(())
-            }
-        },
-        // email.utils.format_datetime(): "Thu, 21 Dec 2000 16:01:07 +0000".
-        'r' => write!(
-            out,
-            "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
-            &WEEKDAYS[weekday0][..3],
-            dt.day(),
-            &MONTHS[month0][..3],
-            dt.year(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        ),
-        's' => write!(out, "{:02}", dt.second()),
-        'S' => write!(
-            out,
-            "{}",
-            match dt.day() {
-                11..=13 => "th",
-                d if d % 10 == 1 => "st",
-                d if d % 10 == 2 => "nd",
-                d if d % 10 == 3 => "rd",
-                _ => "th",
-            }
-        ),
-        't' => write!(out, "{}", days_in_month(dt.year(), dt.month())),
-        'u' => write!(out, "{:06}", dt.nanosecond() / 1000 % 1_000_000),
-        // int(value.timestamp()) truncates toward zero.
-        'U' => {
-            let mut secs = dt.timestamp();
-            if secs < 0 && dt.nanosecond() > 0 {
-                secs += 1;
-            }
-            write!(out, "{secs}")
-        }
-        'w' => write!(out, "{}", dt.weekday().num_days_from_sunday()),
-        'W' => write!(out, "{}", dt.iso_week().week()),
-        'y' => write!(out, "{:02}", dt.year() % 100),
-        'Y' => write!(out, "{:04}", dt.year()),
-        'z' => write!(out, "{}", dt.ordinal()),
-        'Z' => write!(out, "0"),
-        _ => write!(out, "{c}"),
-    };
-}
-
-fn is_leap(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// `{{ value|date:format }}` (django/template/defaultfilters.py: date) before escaping: no
-/// format means `DATE_FORMAT`, a named format (`"SHORT_DATE_FORMAT"`…) is the en locale's, and a
-/// value that is not a datetime ([`parse_timestamp`]) renders `""`, as in Django.
-pub fn django_date(value: &str, format: Option<&str>) -> String {
-    let format = format.unwrap_or("DATE_FORMAT");
-    let format = named_format(format).unwrap_or(format);
-    match parse_timestamp(value) {
-        Some(dt) => format_date(&dt, format),
-        None => String::new(),
-    }
-}
-
+/// `{{ value|date:format }}` ([`dateformat::date_filter`]); a value that is not a datetime
+/// renders `""`, as in Django (where a string is not one either).
 fn date_filter(value: &Value, kwargs: Kwargs, _: &State) -> tera::TeraResult<String> {
     let format = kwargs.get::<&str>("format")?;
-    Ok(value
-        .as_str()
-        .map(|v| django_date(v, format))
+    Ok(template_datetime(value)
+        .map(|dt| dateformat::date_filter(&dt, format))
         .unwrap_or_default())
+}
+
+/// Serializes a datetime for the templates as [`template_datetime`] reads it.
+fn serialize_datetime<S: serde::Serializer>(
+    dt: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(dt.timestamp_micros())
 }
 
 #[cfg(test)]
@@ -887,22 +514,12 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::django::dates::isoformat;
 
     fn render_str(tera: &mut Tera, src: &str, context: &Context) -> String {
         tera.add_raw_template("t.html", src)
             .expect("test template compiles");
         tera.render("t.html", context)
             .expect("test template renders")
-    }
-
-    #[test]
-    fn escape_matches_django_byte_for_byte() {
-        let mut out = Vec::new();
-        django_escape(r#"<a href="x">Tom & 'Jerry' / é</a>"#, &mut out).expect("write to Vec");
-        let expected = "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#x27;Jerry&#x27; / é&lt;/a&gt;";
-        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
-        assert_eq!(escape(r#"<a href="x">Tom & 'Jerry' / é</a>"#), expected);
     }
 
     #[test]
@@ -979,108 +596,26 @@ mod tests {
     }
 
     #[test]
-    fn float_repr_matches_python() {
-        for (f, expected) in [
-            (1.0, "1.0"),
-            (2.5, "2.5"),
-            (0.1, "0.1"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (123456789012345.6, "123456789012345.6"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (-1.25e-7, "-1.25e-07"),
-            (1e300, "1e+300"),
-            (-0.0, "-0.0"),
-        ] {
-            assert_eq!(py_float_repr(f), expected, "{f}");
-        }
-    }
-
-    #[test]
-    fn timestamps_parse_and_format() {
-        let dt = parse_timestamp("2026-11-24T04:36:42.485068+00:00").expect("isoformat");
-        assert_eq!(isoformat(&dt), "2026-11-24T04:36:42.485068+00:00");
-        assert_eq!(format_date(&dt, "c"), "2026-11-24T04:36:42.485068+00:00");
-        assert_eq!(format_date(&dt, "H:i"), "04:36");
-        let dt = parse_timestamp("2026-01-02 13:00:05").expect("sqlite text");
-        assert_eq!(format_date(&dt, "c"), "2026-01-02T13:00:05+00:00");
-        let dt = parse_timestamp("2026-01-02T15:00:05.5+02:00").expect("offset");
-        assert_eq!(format_date(&dt, "c"), "2026-01-02T13:00:05.500000+00:00");
-        assert_eq!(
-            format_date(&dt, r"D, d M Y \a\t P e O Z \\c"),
-            r"Fri, 02 Jan 2026 at 1 p.m. UTC +0000 0 \c"
-        );
-        assert!(parse_timestamp("yesterday").is_none());
-    }
-
-    #[test]
-    fn isoformat_fast_path_agrees_with_the_general_parser() {
-        let mut inputs = vec![
-            "2026-11-24T04:36:42.485068+00:00".to_owned(),
-            "2026-11-24 04:36:42.485068+00:00".to_owned(),
-            "2026-11-24T04:36:42+00:00".to_owned(),
-            "0000-01-01T00:00:00+00:00".to_owned(),
-            "2024-02-29T23:59:59.999999+00:00".to_owned(),
-            "2023-02-29T23:59:59+00:00".to_owned(),
-            "2026-13-01T00:00:00+00:00".to_owned(),
-            "2026-12-31T24:00:00+00:00".to_owned(),
-            "2026-12-31T23:60:00+00:00".to_owned(),
-            "2026-12-31T23:59:60+00:00".to_owned(),
-            "2026-12-31T23:59:60.5+00:00".to_owned(),
-            "2026-12-31X23:59:59+00:00".to_owned(),
-            "2026-12-31T23:59:59+01:00".to_owned(),
-            "2026-12-31T23:59:59.12345x+00:00".to_owned(),
-            "2026-12-31T23:59:59,123456+00:00".to_owned(),
-            "2026-1a-31T23:59:59+00:00".to_owned(),
-            " 2026-12-31T23:59:59+00:00".to_owned(),
-        ];
-        for step in 0..2_000i64 {
-            let secs = -62_135_596_800 + step * 126_000_000 + step * 7_919;
-            // Every third one on a whole second (no fraction in `isoformat`).
-            let micros = if step % 3 == 0 {
-                0
-            } else {
-                step * 104_729 % 1_000_000
-            };
-            let nanos = u32::try_from(micros * 1_000).expect("in range");
-            let dt = Utc.timestamp_opt(secs, nanos).single().expect("valid");
-            inputs.push(isoformat(&dt));
-        }
-        for text in &inputs {
-            assert_eq!(
-                parse_timestamp(text),
-                parse_timestamp_general(text),
-                "{text}"
-            );
-        }
-        assert!(parse_isoformat_utc(&inputs[0]).is_some());
-    }
-
-    #[test]
-    fn format_date_literals_and_escapes() {
-        let dt = parse_timestamp("2026-01-02T15:04:05.000006+00:00").expect("valid");
-        for (format, expected) in [
-            ("", ""),
-            ("c", "2026-01-02T15:04:05.000006+00:00"),
-            ("H:i", "15:04"),
-            (r"\H\i", "Hi"),
-            (r"\\H", r"\H"),
-            ("é H é", "é 15 é"),
-            ("xHx", "x15x"),
-            (r"\", r"\"),
-            ("\\\n", "\\\n"),
-        ] {
-            assert_eq!(format_date(&dt, format), expected, "{format:?}");
-        }
-    }
-
-    #[test]
     fn date_filter_renders_like_django() {
+        #[derive(Serialize)]
+        struct Values {
+            #[serde(serialize_with = "serialize_datetime")]
+            t: DateTime<Utc>,
+            bad: &'static str,
+            text: &'static str,
+            none: Option<()>,
+        }
         let mut tera = new_tera();
-        let context = Context::from_serialize(&serde_json::json!({
-            "t": "2026-11-24 00:00:00", "bad": "nope", "none": null
-        }))
+        let context = Context::from_serialize(&Values {
+            t: Utc
+                .with_ymd_and_hms(2026, 11, 24, 0, 0, 0)
+                .single()
+                .expect("valid"),
+            bad: "nope",
+            // A string is not a datetime to Django's `date` filter either.
+            text: "2026-11-24 00:00:00",
+            none: None,
+        })
         .expect("context");
         let html = render_str(
             &mut tera,
@@ -1088,6 +623,33 @@ mod tests {
             &context,
         );
         assert_eq!(html, "Nov. 24, 2026|midnight||");
+        let html = render_str(&mut tera, "[{{ text | date(format='c') }}]", &context);
+        assert_eq!(html, "[]");
+    }
+
+    #[test]
+    fn chat_message_timestamps_reach_the_template_as_the_same_instant() {
+        let at = Utc
+            .timestamp_opt(1_795_495_002, 485_068_000)
+            .single()
+            .expect("valid");
+        let message = ChatMessageContext {
+            id: 1,
+            username: "ann".into(),
+            content: "hi".into(),
+            timestamp: at,
+        };
+        let value = Value::from_serializable(&message);
+        let timestamp = value
+            .as_map()
+            .and_then(|m| m.get(&"timestamp".into()))
+            .expect("a timestamp");
+        assert_eq!(template_datetime(timestamp), Some(at));
+        let mut tera = new_tera();
+        let mut context = Context::new();
+        context.insert("m", &message);
+        let html = render_str(&mut tera, "{{ m.timestamp | date(format='c') }}", &context);
+        assert_eq!(html, "2026-11-24T04:36:42.485068+00:00");
     }
 
     #[test]

@@ -20,9 +20,10 @@ use salvo::prelude::*;
 use salvo::websocket::WebSocketUpgrade;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::chat::RoomName;
 use crate::chat::consumer::{self, Connection, MAX_CLIENT_FRAME};
-use crate::django::http::{ParsedUrl, is_same_domain, urlparse};
+use crate::django::hosts::origin_allowed;
+use crate::django::http::unquote;
+use crate::django::room_name::RoomName;
 
 use super::session::{FallbackKeys, SESSION_COOKIE_NAME, Session, get_user};
 use super::{AppState, app_state, errors, host};
@@ -203,224 +204,15 @@ fn last_header(req: &Request, name: &str) -> Option<String> {
 /// exactly `ws/chat/<name>/` (`re_path(r"ws/chat/(?P<room_name>[A-Za-z0-9_-]{1,64})/$")`, which
 /// Django matches with `fullmatch`).
 pub fn match_route(raw_path: &str) -> Option<RoomName> {
-    let decoded = percent_decode(raw_path);
+    let decoded = unquote(raw_path);
     let path = decoded.trim_start_matches('/');
     let name = path.strip_prefix("ws/chat/")?.strip_suffix('/')?;
     RoomName::parse(name).ok()
 }
 
-/// `urllib.parse.unquote`: `%XX` sequences to bytes, then UTF-8 with replacement characters.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            // Two hex digits make one byte: hi * 16 + lo <= 255.
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `AllowedHostsOriginValidator`: `OriginValidator` over `ALLOWED_HOSTS` (or, with `DEBUG` and
-/// an empty list, `localhost`, `127.0.0.1`, `[::1]`). A missing Origin passes only with `*`.
-/// Where Python would raise (an unparsable Origin or pattern) the legacy app answers 500;
-/// here the Origin is simply not allowed.
-pub fn origin_allowed(origin: Option<&str>, allowed_hosts: &[String], debug: bool) -> bool {
-    let debug_defaults = [
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "[::1]".to_owned(),
-    ];
-    let allowed = if debug && allowed_hosts.is_empty() {
-        &debug_defaults[..]
-    } else {
-        allowed_hosts
-    };
-    let parsed = match origin {
-        None => return allowed.iter().any(|p| p == "*"),
-        Some(raw) => match urlparse(raw) {
-            Ok(parsed) => parsed,
-            Err(_) => return false,
-        },
-    };
-    allowed
-        .iter()
-        .any(|pattern| pattern == "*" || match_allowed_origin(&parsed, pattern))
-}
-
-/// `OriginValidator.match_allowed_origin`.
-fn match_allowed_origin(origin: &ParsedUrl, pattern: &str) -> bool {
-    let Ok(parsed_pattern) = urlparse(&pattern.to_lowercase()) else {
-        return false;
-    };
-    let Some(origin_host) = hostname(&origin.netloc) else {
-        return false;
-    };
-    if parsed_pattern.scheme.is_empty() {
-        let pattern_host = match urlparse(&format!("//{pattern}")) {
-            Ok(p) => hostname(&p.netloc).unwrap_or_else(|| pattern.to_owned()),
-            Err(_) => return false,
-        };
-        return is_same_domain(&origin_host, &pattern_host);
-    }
-    let (Ok(origin_port), Ok(pattern_port)) = (default_port(origin), default_port(&parsed_pattern))
-    else {
-        return false;
-    };
-    parsed_pattern.scheme == origin.scheme
-        && origin_port == pattern_port
-        && hostname(&parsed_pattern.netloc).is_some_and(|h| is_same_domain(&origin_host, &h))
-}
-
-/// `OriginValidator.get_origin_port`: the explicit port, else 80/443 for http(s)/ws(s).
-fn default_port(url: &ParsedUrl) -> Result<Option<u16>, ()> {
-    match port(&url.netloc)? {
-        Some(p) => Ok(Some(p)),
-        None => Ok(match url.scheme.as_str() {
-            "http" | "ws" => Some(80),
-            "https" | "wss" => Some(443),
-            _ => None,
-        }),
-    }
-}
-
-/// `SplitResult._hostinfo`: (hostname, port) of a netloc, brackets removed.
-fn hostinfo(netloc: &str) -> (&str, &str) {
-    let hostinfo = netloc.rsplit_once('@').map_or(netloc, |(_, h)| h);
-    match hostinfo.split_once('[') {
-        Some((_, bracketed)) => {
-            let (host, rest) = bracketed.split_once(']').unwrap_or((bracketed, ""));
-            (host, rest.split_once(':').map_or("", |(_, p)| p))
-        }
-        None => hostinfo.split_once(':').unwrap_or((hostinfo, "")),
-    }
-}
-
-/// `SplitResult.hostname`: lower-cased (not the `%zone`), `None` when empty.
-fn hostname(netloc: &str) -> Option<String> {
-    let (host, _) = hostinfo(netloc);
-    if host.is_empty() {
-        return None;
-    }
-    Some(match host.split_once('%') {
-        Some((addr, zone)) => format!("{}%{zone}", addr.to_lowercase()),
-        None => host.to_lowercase(),
-    })
-}
-
-/// `SplitResult.port`: ASCII digits in 0..=65535, or Python's `ValueError`.
-fn port(netloc: &str) -> Result<Option<u16>, ()> {
-    let (_, port) = hostinfo(netloc);
-    if port.is_empty() {
-        return Ok(None);
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
-    }
-    let digits = port.trim_start_matches('0');
-    if digits.len() > 5 {
-        return Err(());
-    }
-    digits
-        .parse::<u32>()
-        .map_or(Ok(Some(0)), |p| u16::try_from(p).map(Some).map_err(|_| ()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hosts(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn origin_host_part_only_as_channels() {
-        let allowed = hosts(&["localhost", "127.0.0.1"]);
-        for ok in [
-            "http://localhost:8000",
-            "https://localhost",
-            "http://127.0.0.1:1234",
-            "http://LOCALHOST:8000",
-            "ws://user:pw@localhost:9",
-            "ftp://localhost",
-            "http://localhost:notaport",
-        ] {
-            assert!(origin_allowed(Some(ok), &allowed, false), "{ok}");
-        }
-        for bad in [
-            "http://evil.com",
-            "null",
-            "localhost",
-            "http://localhost.evil.com",
-            "http://[::1]:80",
-            "http://[::1",
-            "",
-        ] {
-            assert!(!origin_allowed(Some(bad), &allowed, false), "{bad}");
-        }
-        assert!(
-            !origin_allowed(None, &allowed, false),
-            "a missing Origin needs *"
-        );
-    }
-
-    #[test]
-    fn wildcards_subdomains_ipv6_and_schemes() {
-        assert!(origin_allowed(None, &hosts(&["*"]), false));
-        assert!(origin_allowed(Some("http://x"), &hosts(&["a", "*"]), false));
-        let sub = hosts(&[".example.com"]);
-        assert!(origin_allowed(
-            Some("https://chat.example.com"),
-            &sub,
-            false
-        ));
-        assert!(origin_allowed(Some("https://example.com"), &sub, false));
-        assert!(!origin_allowed(Some("https://badexample.com"), &sub, false));
-        assert!(origin_allowed(
-            Some("http://[::1]:8000"),
-            &hosts(&["[::1]"]),
-            false
-        ));
-        // With DEBUG and no hosts, Channels' own defaults (not Django's ".localhost").
-        assert!(origin_allowed(Some("http://[::1]:8000"), &[], true));
-        assert!(!origin_allowed(Some("http://a.localhost"), &[], true));
-        assert!(!origin_allowed(Some("http://localhost"), &[], false));
-        // A pattern with a scheme compares scheme and port too.
-        let with_scheme = hosts(&["https://chat.example.com"]);
-        assert!(origin_allowed(
-            Some("https://chat.example.com:443"),
-            &with_scheme,
-            false
-        ));
-        assert!(!origin_allowed(
-            Some("http://chat.example.com"),
-            &with_scheme,
-            false
-        ));
-        assert!(!origin_allowed(
-            Some("https://chat.example.com:8443"),
-            &with_scheme,
-            false
-        ));
-        assert!(!origin_allowed(
-            Some("https://chat.example.com:99999"),
-            &with_scheme,
-            false
-        ));
-    }
 
     #[test]
     fn route_is_the_legacy_regex_on_the_decoded_path() {
@@ -455,25 +247,5 @@ mod tests {
         ] {
             assert!(match_route(bad).is_none(), "{bad}");
         }
-    }
-
-    #[test]
-    fn percent_decoding_is_unquote() {
-        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
-        assert_eq!(percent_decode("%C3%A9%FF"), "é\u{fffd}");
-    }
-
-    #[test]
-    fn python_port_rules() {
-        assert_eq!(port("h:0080"), Ok(Some(80)));
-        assert_eq!(port("h:"), Ok(None));
-        assert_eq!(port("h:65536"), Err(()));
-        assert_eq!(port("h:8a"), Err(()));
-        assert_eq!(port("[::1]:443"), Ok(Some(443)));
-        assert_eq!(
-            hostname("u@[FE80::1%Zone]:1").as_deref(),
-            Some("fe80::1%Zone")
-        );
-        assert_eq!(hostname(":80"), None);
     }
 }

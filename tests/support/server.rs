@@ -70,7 +70,8 @@ impl TestServer {
         self.state
             .db
             .create_user(ferrochat::db::users::NewUser {
-                username: username.into(),
+                username: ferrochat::django::validators::Username::parse(username)
+                    .expect("valid username"),
                 email: String::new(),
                 password_hash: ferrochat::django::hashers::make_password_with(
                     password,
@@ -82,6 +83,30 @@ impl TestServer {
             })
             .await
             .expect("create user");
+    }
+
+    /// Adds a user row with any username, as Django's `User.objects.create_user` can (it runs
+    /// no validator; ferrochat's own `create_user` takes only a valid `Username`).
+    pub async fn insert_user_row(&self, username: &str, password: &str) {
+        assert!(
+            !username.contains('\\'),
+            "no backslashes: MySQL would read them"
+        );
+        let hash = ferrochat::django::hashers::make_password_with(
+            password,
+            "testsaltTESTSALT123456",
+            1000,
+        );
+        let quoted = username.replace('\'', "''");
+        super::db::exec(
+            &self.state.db,
+            &format!(
+                "INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, \
+                 last_name, email, is_staff, is_active, date_joined) VALUES ('{hash}', NULL, \
+                 FALSE, '{quoted}', '', '', '', FALSE, TRUE, '2024-01-01 00:00:00')"
+            ),
+        )
+        .await;
     }
 
     /// Stops accepting and waits for the server to wind down.

@@ -16,11 +16,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{ChannelsRedisConfig, redact_url};
+use super::config::ChannelsRedisConfig;
 use super::hashing::consistent_hash;
 use super::names::{ChannelName, GroupName, NameError, NodeId, non_local_name};
 use super::scripts::{GROUP_SEND_LUA, SEND_LUA};
 use super::wire::{Codec, Decoded, Target, WireError, check_message};
+use crate::secret::redact_url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelsRedisError {

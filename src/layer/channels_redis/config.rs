@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-/// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1).
+use crate::django::settings::env_list;
+use crate::secret::redact_url;
+
+/// The legacy `settings.py` default for `REDIS_URL` (COMPAT §1); the one copy.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,21 +81,20 @@ impl ChannelsRedisConfig {
         let get = |name: &str| vars.get(name).map(String::as_str);
         let defaults = Self::default();
 
-        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(comma_list) {
+        // A bad `REDIS_URL` is an error even when the hosts list replaces it.
+        let redis_url = get("REDIS_URL")
+            .unwrap_or(DEFAULT_REDIS_URL)
+            .trim()
+            .to_owned();
+        check_url("REDIS_URL", &redis_url)?;
+        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(env_list) {
             Some(list) if !list.is_empty() => {
                 for url in &list {
                     check_url("FERROCHAT_REDIS_HOSTS", url)?;
                 }
                 list
             }
-            _ => {
-                let url = get("REDIS_URL")
-                    .unwrap_or(DEFAULT_REDIS_URL)
-                    .trim()
-                    .to_owned();
-                check_url("REDIS_URL", &url)?;
-                vec![url]
-            }
+            _ => vec![redis_url],
         };
 
         let prefix = match get("FERROCHAT_REDIS_PREFIX") {
@@ -113,7 +115,7 @@ impl ChannelsRedisConfig {
             expiry: positive(get, "FERROCHAT_REDIS_EXPIRY", defaults.expiry)?,
             group_expiry: positive(get, "FERROCHAT_REDIS_GROUP_EXPIRY", defaults.group_expiry)?,
             symmetric_encryption_keys: get("FERROCHAT_REDIS_ENCRYPTION_KEYS")
-                .map(comma_list)
+                .map(env_list)
                 .unwrap_or_default(),
         })
     }
@@ -132,15 +134,6 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ChannelsRedisConfig
         var,
         message: message.into(),
     }
-}
-
-fn comma_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn check_url(var: &'static str, url: &str) -> Result<(), ChannelsRedisConfigError> {
@@ -166,17 +159,6 @@ fn positive<'a>(
                 format!("expected a positive whole number, got {v:?}"),
             )),
         },
-    }
-}
-
-/// The URL with any password replaced by `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -250,11 +232,22 @@ mod tests {
             ("FERROCHAT_REDIS_PREFIX", ""),
             ("FERROCHAT_REDIS_HOSTS", "redis://ok:6379,http://nope"),
             ("REDIS_URL", "not a url"),
+            ("REDIS_URL", "http://x"),
         ] {
             let err = env(&[(var, value)]).expect_err(value);
             assert_eq!(err.var, var, "{err}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bad_redis_url_fails_even_beside_a_hosts_list() {
+        let err = env(&[
+            ("FERROCHAT_REDIS_HOSTS", "redis://a:6379/1"),
+            ("REDIS_URL", "http://x"),
+        ])
+        .expect_err("REDIS_URL is checked");
+        assert_eq!(err.var, "REDIS_URL", "{err}");
     }
 
     #[test]

@@ -23,4 +23,4 @@ pub use client::{
 pub use config::{ChannelsRedisConfig, ChannelsRedisConfigError};
 pub use hashing::consistent_hash;
 pub use names::{ChannelName, GroupName, NameError, NodeId, non_local_name};
-pub use wire::{ChatEvent, Codec, WireError};
+pub use wire::{Codec, WireError};

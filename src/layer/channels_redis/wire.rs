@@ -13,6 +13,8 @@ use rand::RngExt;
 use rmpv::Value;
 use sha2::{Digest, Sha256};
 
+use crate::django::chat_json::ChatEvent;
+
 /// Random bytes before every member: they keep equal messages distinct inside a sorted set, and
 /// Python strips exactly this many (`random_prefix_length` default).
 pub const RANDOM_PREFIX_LEN: usize = 12;
@@ -334,56 +336,46 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The event the legacy consumer sends to `chat_<room>` (`chatapp/consumers.py: receive`):
-/// `{"type": "chat.message", "id", "message", "username", "timestamp"}`, in that key order, so a
-/// Daphne consumer's `chat_message` handler gets exactly the dict it expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatEvent {
-    pub id: i64,
-    pub message: String,
-    pub username: String,
-    /// `msg.timestamp.isoformat()`.
-    pub timestamp: String,
+/// The event the legacy consumer sends to `chat_<room>` (`chatapp/consumers.py: receive`) as a
+/// msgpack map: `{"type": "chat.message", "id", "message", "username", "timestamp"}`, in that key
+/// order, so a Daphne consumer's `chat_message` handler gets exactly the dict it expects.
+pub fn event_to_value(event: &ChatEvent) -> Value {
+    Value::Map(vec![
+        (Value::from("type"), Value::from(ChatEvent::TYPE)),
+        (Value::from("id"), Value::from(event.id)),
+        (Value::from("message"), Value::from(event.message.as_str())),
+        (
+            Value::from("username"),
+            Value::from(event.username.as_str()),
+        ),
+        (
+            Value::from("timestamp"),
+            Value::from(event.timestamp.as_str()),
+        ),
+    ])
 }
 
-impl ChatEvent {
-    pub const TYPE: &'static str = "chat.message";
-
-    pub fn to_value(&self) -> Value {
-        Value::Map(vec![
-            (Value::from("type"), Value::from(Self::TYPE)),
-            (Value::from("id"), Value::from(self.id)),
-            (Value::from("message"), Value::from(self.message.as_str())),
-            (Value::from("username"), Value::from(self.username.as_str())),
-            (
-                Value::from("timestamp"),
-                Value::from(self.timestamp.as_str()),
-            ),
-        ])
+/// Reads a `chat.message` event with the fields the legacy `chat_message` handler uses;
+/// `None` for another type or missing/mistyped fields. Extra keys are ignored, as Python does.
+pub fn event_from_value(value: &Value) -> Option<ChatEvent> {
+    let Value::Map(entries) = value else {
+        return None;
+    };
+    let get = |name: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(name))
+            .map(|(_, v)| v)
+    };
+    if get("type")?.as_str()? != ChatEvent::TYPE {
+        return None;
     }
-
-    /// Reads a `chat.message` event with the fields the legacy `chat_message` handler uses;
-    /// `None` for another type or missing/mistyped fields. Extra keys are ignored, as Python does.
-    pub fn from_value(value: &Value) -> Option<ChatEvent> {
-        let Value::Map(entries) = value else {
-            return None;
-        };
-        let get = |name: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(name))
-                .map(|(_, v)| v)
-        };
-        if get("type")?.as_str()? != Self::TYPE {
-            return None;
-        }
-        Some(ChatEvent {
-            id: get("id")?.as_i64()?,
-            message: get("message")?.as_str()?.to_owned(),
-            username: get("username")?.as_str()?.to_owned(),
-            timestamp: get("timestamp")?.as_str()?.to_owned(),
-        })
-    }
+    Some(ChatEvent {
+        id: get("id")?.as_i64()?,
+        message: get("message")?.as_str()?.to_owned(),
+        username: get("username")?.as_str()?.to_owned(),
+        timestamp: get("timestamp")?.as_str()?.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -414,7 +406,7 @@ mod tests {
 
     fn plain(target: Target<'_>) -> Vec<u8> {
         let mut out = Vec::new();
-        pack_message(&event().to_value(), target, &mut out).expect("packs");
+        pack_message(&event_to_value(&event()), target, &mut out).expect("packs");
         out
     }
 
@@ -438,10 +430,10 @@ mod tests {
     fn members_are_twelve_random_bytes_then_msgpack() {
         let codec = Codec::new(&[], 60).expect("codec");
         let a = codec
-            .encode(&event().to_value(), Target::None)
+            .encode(&event_to_value(&event()), Target::None)
             .expect("encodes");
         let b = codec
-            .encode(&event().to_value(), Target::None)
+            .encode(&event_to_value(&event()), Target::None)
             .expect("encodes");
         assert_eq!(hex::encode(&a[12..]), PY_EVENT);
         assert_ne!(a[..12], b[..12], "fresh random prefix per member");
@@ -452,10 +444,10 @@ mod tests {
         let codec = Codec::new(&[], 60).expect("codec");
         let targets = ["specific.web1!a", "specific.web1!b"];
         let member = codec
-            .encode(&event().to_value(), Target::Many(&targets))
+            .encode(&event_to_value(&event()), Target::Many(&targets))
             .expect("encodes");
         let decoded = codec.decode(&member).expect("decodes");
-        assert_eq!(decoded.message, event().to_value());
+        assert_eq!(decoded.message, event_to_value(&event()));
         assert_eq!(
             decoded.targets,
             Some(Targets::Many(vec![
@@ -463,7 +455,7 @@ mod tests {
                 "specific.web1!b".into()
             ]))
         );
-        assert_eq!(ChatEvent::from_value(&decoded.message), Some(event()));
+        assert_eq!(event_from_value(&decoded.message), Some(event()));
     }
 
     #[test]
@@ -561,20 +553,20 @@ mod tests {
         let old = Codec::new(&["old".into()], 60).expect("codec");
         let rotated = Codec::new(&["new".into(), "old".into()], 60).expect("codec");
         let member = old
-            .encode(&event().to_value(), Target::One("specific.a!b"))
+            .encode(&event_to_value(&event()), Target::One("specific.a!b"))
             .expect("encodes");
         assert!(
             member[12..].starts_with(b"gAAAAA"),
             "Fernet version byte 0x80"
         );
         let decoded = rotated.decode(&member).expect("second key decrypts");
-        assert_eq!(decoded.message, event().to_value());
+        assert_eq!(decoded.message, event_to_value(&event()));
         let other = Codec::new(&["other".into()], 60).expect("codec");
         assert_eq!(other.decode(&member), Err(WireError::Decrypt));
         let unencrypted = Codec::new(&[], 60).expect("codec");
         assert!(unencrypted.decode(&member).is_err());
         let plain_member = unencrypted
-            .encode(&event().to_value(), Target::None)
+            .encode(&event_to_value(&event()), Target::None)
             .expect("encodes");
         assert_eq!(old.decode(&plain_member), Err(WireError::Decrypt));
     }

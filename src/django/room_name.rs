@@ -1,8 +1,22 @@
 //! `RoomName`: the legacy rule `^[A-Za-z0-9_-]{1,64}$` (chatapp/forms.py), checked once at the edge.
+//! The room form, the page route, the WebSocket route and the channel layer all use this one rule.
 
 use std::fmt;
 
+/// `chatapp.forms.ROOM_NAME_PATTERN`'s length limit.
 pub const MAX_ROOM_NAME_LEN: usize = 64;
+
+/// `chatapp.forms.ROOM_NAME_ERROR`.
+pub const ROOM_NAME_ERROR: &str = "Room names must be 1 to 64 characters long and may only \
+                                   contain letters, digits, underscores (_) and hyphens (-).";
+
+/// `chatapp.forms.is_valid_room_name`: `^[A-Za-z0-9_-]{1,64}$`.
+pub fn is_valid_room_name(raw: &str) -> bool {
+    (1..=MAX_ROOM_NAME_LEN).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// A room name that passed the legacy rule; every page, socket and group name is built from one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,12 +28,7 @@ pub struct InvalidRoomName;
 
 impl RoomName {
     pub fn parse(raw: &str) -> Result<RoomName, InvalidRoomName> {
-        let ok = !raw.is_empty()
-            && raw.len() <= MAX_ROOM_NAME_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if is_valid_room_name(raw) {
             Ok(RoomName(raw.to_owned()))
         } else {
             Err(InvalidRoomName)

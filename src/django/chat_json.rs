@@ -1,12 +1,13 @@
-//! The legacy WebSocket JSON (COMPAT §6): what a client may send, and the one frame the server
-//! sends, byte-identical to the legacy consumer's `json.dumps`.
+//! The legacy chat JSON (`chatapp/consumers.py`, COMPAT §6): what a client may send over the
+//! WebSocket, and the `chat.message` event with the one frame the server sends, byte-identical
+//! to the legacy consumer's `json.dumps`.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::django::{dates, py_json, pyunicode};
+use super::{dates, py_json, pyunicode};
 
 /// `consumers.py MAX_MESSAGE_LENGTH`, in code points as Python's `len()` counts.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -53,17 +54,22 @@ pub fn parse_client_text(text: &str) -> Result<String, Ignored> {
     Ok(stripped.to_owned())
 }
 
-/// One saved message as the legacy `chat.message` event carries it.
+/// One saved message as the legacy `chat.message` event carries it: the consumer sends it, the
+/// channel layer carries it between nodes (`crate::layer::channels_redis::wire` writes it as
+/// msgpack), and every socket in the room gets its [`to_frame`](ChatEvent::to_frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatEvent {
     pub id: i64,
     pub message: String,
     pub username: String,
-    /// Python `isoformat()` of the stored UTC time.
+    /// Python `isoformat()` of the stored UTC time, passed on as the sender wrote it.
     pub timestamp: String,
 }
 
 impl ChatEvent {
+    /// The event's `type`: the legacy consumer's `chat_message` handler.
+    pub const TYPE: &'static str = "chat.message";
+
     pub fn new(id: i64, message: String, username: String, timestamp: &DateTime<Utc>) -> ChatEvent {
         ChatEvent {
             id,

@@ -18,7 +18,7 @@ use std::task::{Poll, Waker};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::room_name::RoomName;
+use crate::django::room_name::RoomName;
 
 /// Frames a socket may fall behind its room before it is disconnected.
 pub const DEFAULT_SOCKET_QUEUE: usize = 4096;
