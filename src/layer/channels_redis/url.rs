@@ -352,7 +352,10 @@ mod tests {
             RedisUrl::parse("rediss://:pw@sentinel-named:6380/3?ssl_cert_reqs=none").expect("ok");
         let m = u.at("10.0.0.7", 6390);
         assert_eq!(m.db(), 3);
-        assert_eq!(m.redacted(), "rediss://:***@10.0.0.7:6390/3?ssl_cert_reqs=none");
+        assert_eq!(
+            m.redacted(),
+            "rediss://:***@10.0.0.7:6390/3?ssl_cert_reqs=none"
+        );
         assert!(matches!(
             m.info.addr(),
             ConnectionAddr::TcpTls {
