@@ -298,3 +298,76 @@ async fn after_kill_9_mid_flood_every_received_message_is_stored() {
     assert!(stored.len() >= received.len());
     db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_locked_by_another_process_is_waited_out() {
+    let tdb = TestDb::sqlite();
+    let server = TestServer::start(&tdb, &[]).await;
+    let room = format!("lock{}", random_hex(8));
+    let (_a, key) = logged_in(&server, "alice").await;
+    let mut alice = connect(&room_url(&server, &room), &key).await;
+    alice.say("before").await;
+    assert_eq!(read_messages(&mut alice, 1).await, ["before"]);
+
+    // Another process holds an exclusive lock for longer than SQLite's 5 s busy timeout.
+    let path = tdb.sqlite_path().expect("a SQLite file");
+    let mut locker = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(8)\n\
+             c.execute('COMMIT')\n",
+        )
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = tokio::io::BufReader::new(locker.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .expect("the locker reports");
+    assert_eq!(line.trim(), "locked");
+    for text in ["during-1", "during-2", "during-3"] {
+        alice.say(text).await;
+    }
+    // Held while the file is locked, then saved and broadcast in order; the socket stays open.
+    assert_eq!(
+        read_messages(&mut alice, 3).await,
+        ["during-1", "during-2", "during-3"]
+    );
+    assert!(locker.wait().await.expect("the locker ends").success());
+    let stored = support::db::strings(
+        &server.state.db,
+        "SELECT content FROM chatapp_message ORDER BY id",
+    )
+    .await;
+    assert_eq!(stored, ["before", "during-1", "during-2", "during-3"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_not_held_the_socket_closes_with_1011() {
+    let tdb = TestDb::sqlite();
+    // A hold far longer than the test waits: only a refusal that is not held can pass.
+    let server = TestServer::start(&tdb, &[("FERROCHAT_DB_OUTAGE_HOLD_SECS", "3600")]).await;
+    let room = format!("gone{}", random_hex(8));
+    let (_b, key) = logged_in(&server, "bob").await;
+    let mut bob = connect(&room_url(&server, &room), &key).await;
+    // Bob's account is deleted while his socket is open: his next message cannot be saved.
+    support::db::exec(
+        &server.state.db,
+        "DELETE FROM auth_user WHERE username = 'bob'",
+    )
+    .await;
+    bob.say("from a deleted user").await;
+    match bob.next_event_within(WAIT).await {
+        Event::Close(code, _) => assert_eq!(code, 1011),
+        other => panic!("expected the socket to close with 1011, got {other:?}"),
+    }
+    assert_eq!(health(&server.url("")).await["messages_held"], 0);
+    server.stop().await;
+}

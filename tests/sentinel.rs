@@ -161,6 +161,22 @@ async fn a_sentinel_failover_mid_chat_loses_nothing_sent_after_the_switch() {
             && health(&f2.url("")).await["channel_layer_status"] == "ok"
     })
     .await;
+    // `ferrochat check` names the master the sentinels give it.
+    let out = tokio::process::Command::new(support::ferrochat_bin())
+        .arg("check")
+        .envs(env1.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("DATABASE_URL", tdb.url())
+        .env("DJANGO_SECRET_KEY", support::SECRET_KEY)
+        .output()
+        .await
+        .expect("run ferrochat check");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains(&format!("reachable at master {new_master}")),
+        "{report}"
+    );
     let from = sent.load(Ordering::SeqCst) + 1;
     eventually(WAIT, "twenty more messages are sent", || async {
         sent.load(Ordering::SeqCst) >= from + 20
