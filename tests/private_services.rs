@@ -134,6 +134,38 @@ async fn tls_only_postgres_and_redis_serve_django_and_ferrochat_alike() {
     let plain = format!("redis://127.0.0.1:{}/0", redis.port);
     assert!(ferrochat::layer::ping_redis(&plain).await.is_err());
 
+    // A client certificate logs in where pg_hba says `cert` (no password).
+    let (client_cert, client_key) = certs.client_cert();
+    let by_cert = pg.cert_url(&format!(
+        "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
+        client_cert.display(),
+        client_key.display()
+    ));
+    let url = DatabaseUrl::parse(&by_cert, std::path::Path::new("/")).expect("parses");
+    Db::connect(&url)
+        .await
+        .expect("sslcert/sslkey")
+        .close()
+        .await;
+    connect_err(&pg.cert_url(&format!("sslmode=verify-full&sslrootcert={ca}"))).await;
+    // And a Redis that requires client certificates: ssl_certfile/ssl_keyfile.
+    let mutual = TlsRedis::start_with(&certs, false, true).await;
+    let with_cert = format!(
+        "{}&ssl_certfile={}&ssl_keyfile={}",
+        mutual.url_with_ca(0),
+        client_cert.display(),
+        client_key.display()
+    );
+    ferrochat::layer::ping_redis(&with_cert)
+        .await
+        .expect("ssl_certfile/ssl_keyfile");
+    assert!(
+        ferrochat::layer::ping_redis(&mutual.url_with_ca(0))
+            .await
+            .is_err()
+    );
+    drop(mutual);
+
     // Django migrates over the same URL (psycopg reads the same query), then both serve it.
     let legacy = Legacy::new(&database_url)
         .env_remove("CHANNEL_LAYER")

@@ -22,6 +22,7 @@ impl Certs {
         certs.ca("other-ca");
         certs.leaf("server", "ca", "DNS:localhost,IP:127.0.0.1");
         certs.leaf("named", "ca", "DNS:redis.internal");
+        certs.client("client", "ca", "chatcert");
         // Readable by the postgres and mysql users (the servers copy their keys as needed).
         run(
             "chmod",
@@ -102,6 +103,54 @@ impl Certs {
             "-out",
             &format!("{name}.pem"),
         ]);
+    }
+
+    /// A client certificate whose common name is `cn` (PostgreSQL's `cert` auth maps it to the
+    /// database user of that name).
+    fn client(&self, name: &str, ca: &str, cn: &str) {
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        std::fs::write(
+            self.dir.path().join(format!("{name}.ext")),
+            "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+\
+             extendedKeyUsage=clientAuth
+",
+        )
+        .expect("write the extensions file");
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+
+    /// A client certificate for the user `chatcert`, signed by the CA.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        (self.path("client.pem"), self.path("client.key"))
     }
 
     fn path(&self, file: &str) -> PathBuf {

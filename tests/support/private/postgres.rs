@@ -69,12 +69,15 @@ impl PrivatePostgres {
         std::fs::write(
             data.join("pg_hba.conf"),
             "local all all trust\n\
+             hostssl all chatcert 127.0.0.1/32 cert\n\
              hostssl all all 127.0.0.1/32 scram-sha-256\n\
              hostnossl all all 0.0.0.0/0 reject\n",
         )
         .expect("write pg_hba.conf");
         pg.pg_ctl(&["start", "-w", "-t", "60"]);
         pg.psql(&format!("CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'"));
+        // Logs in with the client certificate only (pg_hba `cert`): Certs::client_cert.
+        pg.psql("CREATE ROLE chatcert LOGIN");
         // Separately: CREATE DATABASE cannot run inside psql's one-command transaction.
         pg.psql(&format!("CREATE DATABASE {DATABASE} OWNER {USER}"));
         pg
@@ -139,6 +142,15 @@ impl PrivatePostgres {
         } else {
             format!("{url}?{query}")
         }
+    }
+
+    /// `postgres://chatcert@localhost:<port>/chat?<query>`: no password, the client certificate
+    /// logs in.
+    pub fn cert_url(&self, query: &str) -> String {
+        format!(
+            "postgres://chatcert@localhost:{}/{DATABASE}?{query}",
+            self.port
+        )
     }
 
     /// `pg_ctl restart -m fast`: every connection is cut, the server is back within seconds.

@@ -20,6 +20,11 @@ pub struct TlsRedis {
 impl TlsRedis {
     /// With the certificate for `redis.internal` (`named`) or for `127.0.0.1` (`server`).
     pub async fn start(certs: &Certs, named: bool) -> TlsRedis {
+        TlsRedis::start_with(certs, named, false).await
+    }
+
+    /// `client_certs`: clients must present a certificate of the CA (`--tls-auth-clients yes`).
+    pub async fn start_with(certs: &Certs, named: bool, client_certs: bool) -> TlsRedis {
         let (cert, key) = if named { certs.named() } else { certs.server() };
         let port = free_port();
         let child = Command::new("redis-server")
@@ -31,7 +36,10 @@ impl TlsRedis {
             .arg(&key)
             .arg("--tls-ca-cert-file")
             .arg(certs.ca_pem())
-            .args(["--tls-auth-clients", "no"])
+            .args([
+                "--tls-auth-clients",
+                if client_certs { "yes" } else { "no" },
+            ])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -41,7 +49,8 @@ impl TlsRedis {
             ca: certs.ca_pem(),
             _child: child,
         };
-        wait_for_ping(port, Some(&redis.ca)).await;
+        let client = client_certs.then(|| certs.client_cert());
+        wait_for_ping_as(port, Some(&redis.ca), client.as_ref()).await;
         redis
     }
 
@@ -63,12 +72,19 @@ impl TlsRedis {
 
 /// `redis-cli PING` until it answers (over TLS when `ca` is given).
 pub async fn wait_for_ping(port: u16, ca: Option<&Path>) {
+    wait_for_ping_as(port, ca, None).await;
+}
+
+async fn wait_for_ping_as(port: u16, ca: Option<&Path>, client: Option<&(PathBuf, PathBuf)>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
         if let Some(ca) = ca {
             cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        if let Some((cert, key)) = client {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
         let out = cmd.arg("PING").output().await;
         if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG") {
