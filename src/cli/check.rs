@@ -193,7 +193,13 @@ async fn database_checks(
         db.close().await;
         state
     };
-    let state = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+    // Longer than the connection's own timeout, so the driver's reason is what gets reported.
+    let connect_timeout = settings
+        .database
+        .connect_timeout
+        .unwrap_or(crate::db::CONNECT_TIMEOUT);
+    let probe_timeout = PROBE_TIMEOUT.max(connect_timeout + Duration::from_secs(3));
+    let state = match tokio::time::timeout(probe_timeout, probe).await {
         Ok(Ok(state)) => state,
         Ok(Err(e)) => {
             report("Database: UNREACHABLE".to_owned());
@@ -213,7 +219,7 @@ async fn database_checks(
                 format!(
                     "The database {} did not answer within {} s.",
                     url.redacted(),
-                    PROBE_TIMEOUT.as_secs()
+                    probe_timeout.as_secs()
                 ),
                 Some("Check DATABASE_URL and that the database server is running."),
             ));

@@ -152,7 +152,7 @@ impl PgQuery {
             opts = opts.application_name(name);
         }
         if let Some(options) = &self.options {
-            // sqlx sends `options` as given, like libpq's `options` keyword.
+            // libpq's `options` keyword: the `-c name=value` settings, sent at connection start.
             opts = opts.options(libpq_options(options));
         }
         Ok(opts)

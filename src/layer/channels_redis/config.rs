@@ -20,7 +20,8 @@ pub struct ChannelsRedisConfigError {
 }
 
 /// The channels_redis options ferrochat supports, with channels_redis 4.2 defaults
-/// (`RedisChannelLayer.__init__`). Not supported: `channel_capacity` globs, Sentinel hosts.
+/// (`RedisChannelLayer.__init__`). Not supported: `channel_capacity` globs. Sentinel hosts are
+/// `redis+sentinel://` entries (`sentinel`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChannelsRedisConfig {
     /// Shards, in channels_redis `hosts` order: a name's shard is its index here.
