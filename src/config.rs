@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::db::DbOptions;
 use crate::db::url::{DatabaseUrl, DatabaseUrlError};
 use crate::django::settings::{env_bool, env_list};
 use crate::layer::ChannelLayerChoice;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     pub csrf_trusted_origins: Vec<String>,
     pub database_url: DatabaseUrl,
+    /// `FERROCHAT_DB_POOL_SIZE` and `FERROCHAT_DB_CONNECT_TIMEOUT`.
+    pub database: DbOptions,
     pub channel_layer: ChannelLayerChoice,
     /// The channels_redis layer: `FERROCHAT_REDIS_HOSTS` (else `REDIS_URL`, whose default is
     /// `channels_redis::config::DEFAULT_REDIS_URL`) and
@@ -143,6 +146,104 @@ fn env_seconds(
     }
 }
 
+/// The variables that may instead name a file holding their value, as `<NAME>_FILE` (the
+/// Docker/Kubernetes secrets convention).
+pub const FILE_SECRETS: [(&str, &str); 7] = [
+    ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FILE"),
+    (
+        "DJANGO_SECRET_KEY_FALLBACKS",
+        "DJANGO_SECRET_KEY_FALLBACKS_FILE",
+    ),
+    ("DATABASE_URL", "DATABASE_URL_FILE"),
+    ("REDIS_URL", "REDIS_URL_FILE"),
+    ("FERROCHAT_REDIS_HOSTS", "FERROCHAT_REDIS_HOSTS_FILE"),
+    (
+        "FERROCHAT_REDIS_SENTINEL_PASSWORD",
+        "FERROCHAT_REDIS_SENTINEL_PASSWORD_FILE",
+    ),
+    (
+        "FERROCHAT_REDIS_ENCRYPTION_KEYS",
+        "FERROCHAT_REDIS_ENCRYPTION_KEYS_FILE",
+    ),
+];
+
+/// `vars` with each `<NAME>_FILE` of [`FILE_SECRETS`] replaced by `<NAME>` = the file's content,
+/// trailing newlines stripped. Both forms of one variable set is an error (which one wins would
+/// be a guess).
+fn with_file_secrets(
+    vars: &HashMap<String, String>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut resolved = vars.clone();
+    for (name, file_var) in FILE_SECRETS {
+        let Some(path) = vars.get(file_var) else {
+            continue;
+        };
+        if vars.contains_key(name) {
+            return Err(ConfigError::Invalid {
+                var: file_var,
+                message: format!("{name} is set too: set only one of {name} and {file_var}"),
+            });
+        }
+        let content = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            var: file_var,
+            message: format!("cannot read {path:?}: {e}"),
+        })?;
+        resolved.remove(file_var);
+        resolved.insert(
+            name.to_owned(),
+            content.trim_end_matches(['\n', '\r']).to_owned(),
+        );
+    }
+    Ok(resolved)
+}
+
+/// `FERROCHAT_DB_POOL_SIZE` (connections, 1 to 1000), `FERROCHAT_DB_CONNECT_TIMEOUT` (seconds)
+/// and the outage hold, `FERROCHAT_DB_OUTAGE_HOLD_SECS` / `FERROCHAT_DB_OUTAGE_HOLD_MESSAGES`.
+fn database_options(get: impl Fn(&str) -> Option<String>) -> Result<DbOptions, ConfigError> {
+    let mut options = DbOptions::default();
+    if let Some(raw) = get("FERROCHAT_DB_POOL_SIZE") {
+        options.max_connections = match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: "FERROCHAT_DB_POOL_SIZE",
+                    message: format!(
+                        "expected a number of connections from 1 to 1000, got {raw:?}"
+                    ),
+                });
+            }
+        };
+    }
+    if let Some(raw) = get("FERROCHAT_DB_OUTAGE_HOLD_SECS") {
+        options.outage_hold.duration = env_seconds(
+            "FERROCHAT_DB_OUTAGE_HOLD_SECS",
+            Some(raw),
+            options.outage_hold.duration,
+        )?;
+    }
+    if let Some(raw) = get("FERROCHAT_DB_OUTAGE_HOLD_MESSAGES") {
+        options.outage_hold.messages = match raw.trim().parse::<usize>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: "FERROCHAT_DB_OUTAGE_HOLD_MESSAGES",
+                    message: format!(
+                        "expected a number of messages from 1 to 1000000, got {raw:?}"
+                    ),
+                });
+            }
+        };
+    }
+    if let Some(raw) = get("FERROCHAT_DB_CONNECT_TIMEOUT") {
+        options.connect_timeout = Some(env_seconds(
+            "FERROCHAT_DB_CONNECT_TIMEOUT",
+            Some(raw),
+            crate::db::CONNECT_TIMEOUT,
+        )?);
+    }
+    Ok(options)
+}
+
 impl Settings {
     /// Reads the process environment; relative SQLite paths resolve against the working directory.
     pub fn from_env() -> Result<Settings, ConfigError> {
@@ -159,6 +260,7 @@ impl Settings {
         vars: &HashMap<String, String>,
         base_dir: &Path,
     ) -> Result<Settings, ConfigError> {
+        let vars = &with_file_secrets(vars)?;
         let get = |name: &str| vars.get(name).map(String::as_str);
 
         let (secret_key, secret_key_is_default) = match get("DJANGO_SECRET_KEY") {
@@ -207,6 +309,8 @@ impl Settings {
             })?),
         };
 
+        let database = database_options(|name| get(name).map(str::to_owned))?;
+
         Ok(Settings {
             secret_key,
             secret_key_is_default,
@@ -215,6 +319,7 @@ impl Settings {
             allowed_hosts: env_list(get("DJANGO_ALLOWED_HOSTS").unwrap_or(DEFAULT_ALLOWED_HOSTS)),
             csrf_trusted_origins: env_list(get("DJANGO_CSRF_TRUSTED_ORIGINS").unwrap_or("")),
             database_url,
+            database,
             channel_layer,
             channels_redis,
             node_id,
@@ -324,6 +429,67 @@ mod tests {
             ("FERROCHAT_NODE_ID", "n234567890123456789012345x"),
             ("FERROCHAT_REDIS_CAPACITY", "0"),
             ("FERROCHAT_REDIS_HOSTS", "http://x"),
+        ] {
+            let err = settings(&[(var, bad)]).expect_err("must fail");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("key");
+        std::fs::write(&key, "s3cret-from-file\n").expect("write");
+        let db = dir.path().join("db");
+        std::fs::write(&db, "postgres://u:pw@h/db\r\n").expect("write");
+        let key_var = key.to_string_lossy();
+        let db_var = db.to_string_lossy();
+        let s = settings(&[
+            ("DJANGO_SECRET_KEY_FILE", &key_var),
+            ("DATABASE_URL_FILE", &db_var),
+        ])
+        .expect("parse");
+        assert_eq!(s.secret_key, "s3cret-from-file");
+        assert!(!s.secret_key_is_default);
+        assert_eq!(s.database_url.redacted(), "postgres://u:***@h/db");
+
+        let err = settings(&[
+            ("DJANGO_SECRET_KEY_FILE", &key_var),
+            ("DJANGO_SECRET_KEY", "x"),
+        ])
+        .expect_err("both forms");
+        assert!(
+            err.to_string().starts_with("DJANGO_SECRET_KEY_FILE:"),
+            "{err}"
+        );
+        let err = settings(&[("REDIS_URL_FILE", "/no/such/file")]).expect_err("missing file");
+        assert!(err.to_string().starts_with("REDIS_URL_FILE:"), "{err}");
+    }
+
+    #[test]
+    fn database_pool_and_timeout() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.database, DbOptions::default());
+        let s = settings(&[
+            ("FERROCHAT_DB_POOL_SIZE", "25"),
+            ("FERROCHAT_DB_CONNECT_TIMEOUT", "2.5"),
+            ("FERROCHAT_DB_OUTAGE_HOLD_SECS", "3"),
+            ("FERROCHAT_DB_OUTAGE_HOLD_MESSAGES", "50"),
+        ])
+        .expect("parse");
+        assert_eq!(s.database.outage_hold.duration, Duration::from_secs(3));
+        assert_eq!(s.database.outage_hold.messages, 50);
+        assert_eq!(s.database.max_connections, 25);
+        assert_eq!(
+            s.database.connect_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        for (var, bad) in [
+            ("FERROCHAT_DB_POOL_SIZE", "0"),
+            ("FERROCHAT_DB_POOL_SIZE", "lots"),
+            ("FERROCHAT_DB_CONNECT_TIMEOUT", "0"),
+            ("FERROCHAT_DB_OUTAGE_HOLD_SECS", "x"),
+            ("FERROCHAT_DB_OUTAGE_HOLD_MESSAGES", "0"),
         ] {
             let err = settings(&[(var, bad)]).expect_err("must fail");
             assert!(err.to_string().starts_with(var), "{err}");

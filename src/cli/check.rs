@@ -95,7 +95,7 @@ pub(crate) async fn run(
     };
     let mut issues = Vec::new();
     config_checks(settings, args.deploy, &mut issues, &mut report);
-    database_checks(&settings.database_url, &mut issues, &mut report).await;
+    database_checks(settings, &mut issues, &mut report).await;
     redis_checks(settings, &mut issues, &mut report).await;
     finish(&issues, args.fail_level, console)
 }
@@ -170,10 +170,11 @@ fn config_checks(
 
 /// Reachability and schema state. A SQLite file that does not exist yet is not created here.
 async fn database_checks(
-    url: &DatabaseUrl,
+    settings: &Settings,
     issues: &mut Vec<Issue>,
     report: &mut impl FnMut(String),
 ) {
+    let url = &settings.database_url;
     if let DatabaseUrl::Sqlite { path } = url
         && !path.exists()
     {
@@ -187,12 +188,18 @@ async fn database_checks(
         return;
     }
     let probe = async {
-        let db = Db::connect(url).await?;
+        let db = Db::connect_with(url, &settings.database).await?;
         let state = schema::schema_state(&db).await;
         db.close().await;
         state
     };
-    let state = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+    // Longer than the connection's own timeout, so the driver's reason is what gets reported.
+    let connect_timeout = settings
+        .database
+        .connect_timeout
+        .unwrap_or(crate::db::CONNECT_TIMEOUT);
+    let probe_timeout = PROBE_TIMEOUT.max(connect_timeout + Duration::from_secs(3));
+    let state = match tokio::time::timeout(probe_timeout, probe).await {
         Ok(Ok(state)) => state,
         Ok(Err(e)) => {
             report("Database: UNREACHABLE".to_owned());
@@ -212,7 +219,7 @@ async fn database_checks(
                 format!(
                     "The database {} did not answer within {} s.",
                     url.redacted(),
-                    PROBE_TIMEOUT.as_secs()
+                    probe_timeout.as_secs()
                 ),
                 Some("Check DATABASE_URL and that the database server is running."),
             ));
@@ -284,10 +291,18 @@ async fn redis_checks(
     let mut failures = Vec::new();
     for (index, url) in config.hosts.iter().enumerate() {
         let shown = config.redacted_host(index);
-        let pinged = tokio::time::timeout(PROBE_TIMEOUT, crate::layer::ping_redis(url)).await;
+        let ping = crate::layer::ping_host(url, config.sentinel_password.as_deref());
+        let pinged = tokio::time::timeout(PROBE_TIMEOUT, ping).await;
         let failure = match pinged {
-            Ok(Ok(())) => {
+            Ok(Ok(None)) => {
                 report(format!("Redis host #{index}: reachable at {shown}"));
+                continue;
+            }
+            Ok(Ok(Some(master))) => {
+                report(format!(
+                    "Redis host #{index}: reachable at master {master} (named by the sentinels \
+                     of {shown})"
+                ));
                 continue;
             }
             Ok(Err(e)) => e.to_string(),

@@ -216,7 +216,7 @@ fn check_database_alias(alias: &str) -> Result<(), CommandError> {
 
 /// Opens the database (`Db::connect` gives up within seconds on an unreachable server).
 async fn connect(settings: &Settings) -> Result<Db, CommandError> {
-    Db::connect(&settings.database_url)
+    Db::connect_with(&settings.database_url, &settings.database)
         .await
         .map_err(|e| CommandError::new(e.to_string()))
 }

@@ -1,5 +1,9 @@
 //! `chatapp_message`: saved before every broadcast; the room page shows the latest 50.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -334,6 +338,26 @@ struct Job {
     reply: oneshot::Sender<Result<i64, DbError>>,
 }
 
+/// How long, and how many messages, the writer holds while the database does not answer
+/// (`FERROCHAT_DB_OUTAGE_HOLD_SECS`, `FERROCHAT_DB_OUTAGE_HOLD_MESSAGES`). Within the bound a
+/// restart of the database loses nothing: the messages are saved, in order, when it answers,
+/// then broadcast. Beyond it every held message fails (its socket closes with 1011 and the
+/// consumer logs it with its room and user): never dropped silently, never broadcast unsaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutageHold {
+    pub duration: Duration,
+    pub messages: usize,
+}
+
+impl Default for OutageHold {
+    fn default() -> Self {
+        OutageHold {
+            duration: Duration::from_secs(15),
+            messages: 10_000,
+        }
+    }
+}
+
 /// Group commit for chat messages: every socket hands its message to one writer task, which
 /// saves whatever has queued up meanwhile in a single transaction. Under load one commit (one
 /// fsync on SQLite) carries many messages; alone, a message costs what it did before. Messages
@@ -341,10 +365,11 @@ struct Job {
 /// broadcast" and per-sender order hold.
 ///
 /// The queue itself is unbounded: what bounds it is each socket's limit on messages awaiting
-/// their save (a socket stops reading its client at that limit).
+/// their save (a socket stops reading its client at that limit), and the [`OutageHold`].
 #[derive(Clone)]
 pub struct MessageWriter {
     jobs: mpsc::UnboundedSender<Job>,
+    held: Arc<AtomicUsize>,
 }
 
 /// One queued message's save, resolving to its id once committed.
@@ -367,11 +392,24 @@ impl std::future::Future for PendingSave {
 }
 
 impl MessageWriter {
-    /// Starts the writer task on `db`; batches hold at most `max_batch` messages.
+    /// Starts the writer task on `db` with the default [`OutageHold`]; batches hold at most
+    /// `max_batch` messages.
     pub fn spawn(db: Db, max_batch: usize) -> MessageWriter {
+        MessageWriter::spawn_with(db, max_batch, OutageHold::default())
+    }
+
+    pub fn spawn_with(db: Db, max_batch: usize, hold: OutageHold) -> MessageWriter {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(db, rx, max_batch.max(1)));
-        MessageWriter { jobs }
+        let held = Arc::new(AtomicUsize::new(0));
+        let writer = Writer {
+            db,
+            rx,
+            max_batch: max_batch.max(1),
+            hold,
+            held: held.clone(),
+        };
+        tokio::spawn(writer.run());
+        MessageWriter { jobs, held }
     }
 
     /// Queues one message now (so messages queued one after another are saved in that order)
@@ -388,33 +426,161 @@ impl MessageWriter {
     pub async fn save(&self, message: NewMessage) -> Result<i64, DbError> {
         self.enqueue(message).await
     }
+
+    /// Messages held because the database does not answer (0 when it does): `/healthz`.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
 }
 
-async fn run_writer(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: usize) {
-    let mut jobs = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        // Moved out of the jobs, not copied: the batch and its replies, in the same order.
-        let (batch, replies): (Vec<NewMessage>, Vec<_>) =
-            jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
-        match db.message_insert_batch(&batch).await {
-            Ok(ids) => {
-                for (reply, id) in replies.into_iter().zip(ids) {
-                    let _ = reply.send(Ok(id));
+struct Writer {
+    db: Db,
+    rx: mpsc::UnboundedReceiver<Job>,
+    max_batch: usize,
+    hold: OutageHold,
+    held: Arc<AtomicUsize>,
+}
+
+const MIN_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(1);
+
+impl Writer {
+    async fn run(mut self) {
+        let mut jobs = Vec::with_capacity(self.max_batch);
+        while self.rx.recv_many(&mut jobs, self.max_batch).await > 0 {
+            // Moved out of the jobs, not copied: the batch and its replies, in the same order.
+            let (batch, replies): (Vec<NewMessage>, Vec<_>) =
+                jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
+            self.save(batch, replies).await;
+        }
+    }
+
+    /// Saves one batch, holding it (and, behind it in the queue, every later message) while the
+    /// database does not answer, within the [`OutageHold`].
+    async fn save(
+        &mut self,
+        batch: Vec<NewMessage>,
+        replies: Vec<oneshot::Sender<Result<i64, DbError>>>,
+    ) {
+        let mut outage: Option<Instant> = None;
+        let mut retry = MIN_RETRY;
+        loop {
+            let error = match self.db.message_insert_batch(&batch).await {
+                Ok(ids) => {
+                    if let Some(since) = outage {
+                        tracing::info!(
+                            held = batch.len() + self.rx.len(),
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "the database answers again: saving the held messages"
+                        );
+                        self.held.store(0, Ordering::Relaxed);
+                    }
+                    for (reply, id) in replies.into_iter().zip(ids) {
+                        let _ = reply.send(Ok(id));
+                    }
+                    return;
                 }
+                Err(e) => e,
+            };
+            if !is_outage(&error) {
+                return self.refused(batch, replies, error).await;
             }
-            // One bad message (say, its author was deleted meanwhile) must not fail the others:
-            // save them one by one so only the bad one gets the error.
-            Err(e) if batch.len() > 1 => {
-                tracing::warn!(error = %e, size = batch.len(), "a message batch failed; saving one by one");
-                for (message, reply) in batch.iter().zip(replies) {
-                    let _ = reply.send(db.message_insert(message).await);
-                }
+            let since = *outage.get_or_insert_with(|| {
+                tracing::warn!(error = %error, "the database does not answer: holding chat messages until it does");
+                Instant::now()
+            });
+            let held = batch.len() + self.rx.len();
+            self.held.store(held, Ordering::Relaxed);
+            if since.elapsed() >= self.hold.duration || held > self.hold.messages {
+                return self.give_up(batch, replies, since, &error);
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(DbError::WriterFailed(e.to_string())));
-                }
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// The database answered with an error that waiting will not fix. One bad message (say,
+    /// its author was deleted meanwhile) must not fail the others: they are saved one by one so
+    /// only the bad one gets the error.
+    async fn refused(
+        &self,
+        batch: Vec<NewMessage>,
+        replies: Vec<oneshot::Sender<Result<i64, DbError>>>,
+        error: DbError,
+    ) {
+        if batch.len() > 1 {
+            tracing::warn!(error = %error, size = batch.len(), "a message batch failed; saving one by one");
+            for (message, reply) in batch.iter().zip(replies) {
+                let _ = reply.send(self.db.message_insert(message).await);
+            }
+        } else {
+            for reply in replies {
+                let _ = reply.send(Err(DbError::WriterFailed(error.to_string())));
             }
         }
+    }
+
+    /// Beyond the hold: every held message (this batch and all queued behind it) fails; each
+    /// socket closes with 1011 and logs its message with room and user.
+    fn give_up(
+        &mut self,
+        batch: Vec<NewMessage>,
+        replies: Vec<oneshot::Sender<Result<i64, DbError>>>,
+        since: Instant,
+        error: &DbError,
+    ) {
+        let mut failed: Vec<(NewMessage, oneshot::Sender<Result<i64, DbError>>)> =
+            batch.into_iter().zip(replies).collect();
+        while let Ok(job) = self.rx.try_recv() {
+            failed.push((job.message, job.reply));
+        }
+        tracing::error!(
+            messages = failed.len(),
+            held_ms = since.elapsed().as_millis() as u64,
+            error = %error,
+            "the database stayed away beyond the outage hold: these messages are NOT saved"
+        );
+        for (message, reply) in failed {
+            tracing::error!(
+                room_id = message.room_id,
+                user_id = message.user_id,
+                "chat message not saved (database outage)"
+            );
+            let _ = reply.send(Err(DbError::WriterFailed(format!(
+                "not saved: the database did not answer for {} s ({error})",
+                since.elapsed().as_secs()
+            ))));
+        }
+        self.held.store(0, Ordering::Relaxed);
+    }
+}
+
+/// True when the database is away or restarting rather than refusing this statement: a lost or
+/// refused connection, a pool that got none in time, a server shutting down, a locked SQLite.
+fn is_outage(error: &DbError) -> bool {
+    let DbError::Query(e) = error else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // Server shutdown, gone away, lost connection, too many connections, lock wait.
+                return matches!(my.number(), 1040 | 1053 | 1205 | 1213 | 2006 | 2013 | 1927);
+            }
+            let code = db.code().unwrap_or_default();
+            match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
+                Some(_) => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+                // PostgreSQL: connection exceptions (08…), operator intervention (57P0x: admin
+                // or crash shutdown, cannot connect now), too many connections (53300).
+                None => code.starts_with("08") || code.starts_with("57P0") || code == "53300",
+            }
+        }
+        _ => false,
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod datetime;
 pub mod messages;
+pub mod options;
 pub mod rooms;
 pub mod schema;
 pub mod sessions;
@@ -21,14 +22,17 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
+use crate::tls;
+
 pub use schema::{MigrateReport, Migration, SchemaMismatch, SchemaState};
 pub use sqlite::SqliteDb;
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User};
 
-/// How long the first connection may take before `connect` gives up: an unreachable database
-/// fails startup in seconds with the real cause, instead of hanging.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take before it is given up (`FERROCHAT_DB_CONNECT_TIMEOUT`, else
+/// the URL's `connect_timeout`, else this: PyMySQL's default): an unreachable database fails
+/// startup within seconds with the real cause, instead of hanging.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a query waits for a pooled connection (sqlx keeps retrying a refused connection
 /// within this window, so a database restart is ridden out).
@@ -79,11 +83,18 @@ pub enum DbError {
     WriterStopped,
 }
 
-/// Pool sizing; `Db::connect` uses the defaults.
-#[derive(Debug, Clone)]
+/// Pool sizing and timeouts; `Db::connect` uses the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbOptions {
-    /// Upper bound of pooled connections (PostgreSQL/MySQL). Django opens one per worker thread.
+    /// Upper bound of pooled connections (PostgreSQL/MySQL; `FERROCHAT_DB_POOL_SIZE`). Django
+    /// opens one per worker thread.
     pub max_connections: u32,
+    /// `FERROCHAT_DB_CONNECT_TIMEOUT`; `None` uses the URL's `connect_timeout`, else
+    /// [`CONNECT_TIMEOUT`].
+    pub connect_timeout: Option<Duration>,
+    /// `FERROCHAT_DB_OUTAGE_HOLD_{SECS,MESSAGES}`: what the message writer holds while the
+    /// database does not answer.
+    pub outage_hold: messages::OutageHold,
     /// SQLite has one writer at a time; the connections serve concurrent readers. Each is a
     /// thread of sqlx's and a page cache (up to 2 MiB); 8 keep both cores busy under the room
     /// page's load (4 left a tenth of the CPU idle between hand-offs: 7 % fewer pages/s).
@@ -94,6 +105,8 @@ impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
             max_connections: 10,
+            connect_timeout: None,
+            outage_hold: messages::OutageHold::default(),
             sqlite_max_connections: 8,
         }
     }
@@ -128,13 +141,20 @@ impl Db {
             url: url.redacted(),
             cause,
         };
+        // `DatabaseUrl::parse` checked the query already; a failure here is a changed URL.
+        let parsed = |raw: &str| {
+            ::url::Url::parse(raw).map_err(|e| unreachable(sqlx::Error::Configuration(e.into())))
+        };
+        let query_error =
+            |e: options::QueryError| unreachable(sqlx::Error::Configuration(e.into()));
+        tls::install_crypto_provider();
         match url {
             DatabaseUrl::Sqlite { path } => {
                 sqlite_process_config();
                 let opts = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true);
-                probe(&opts).await.map_err(unreachable)?;
+                probe(&opts, CONNECT_TIMEOUT).await.map_err(unreachable)?;
                 let max = options.sqlite_max_connections.max(1);
                 let pool = SqlitePoolOptions::new()
                     // An in-process file cannot drop the connection like a server can.
@@ -162,22 +182,44 @@ impl Db {
                 Ok(Db::Sqlite(SqliteDb::new(pool, 1, ACQUIRE_TIMEOUT)))
             }
             DatabaseUrl::Postgres { url: raw } => {
-                let opts: PgConnectOptions = raw.parse().map_err(unreachable)?;
-                probe(&opts).await.map_err(unreachable)?;
+                let url = parsed(raw)?;
+                let query = options::PgQuery::parse(&url).map_err(query_error)?;
+                log_ignored(&query.ignored);
+                let opts: PgConnectOptions = query.connect_options(&url).map_err(unreachable)?;
+                let timeout = options.connect_timeout.or(query.connect_timeout);
+                let timeout = timeout.unwrap_or(CONNECT_TIMEOUT);
+                probe(&opts, timeout).await.map_err(unreachable)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .acquire_timeout(ACQUIRE_TIMEOUT.max(timeout))
                     .connect_lazy_with(opts);
                 Ok(Db::Postgres(pool))
             }
             DatabaseUrl::MySql { url: raw } => {
-                let opts: MySqlConnectOptions = raw.parse().map_err(unreachable)?;
-                probe(&opts).await.map_err(unreachable)?;
-                let pool = MySqlPoolOptions::new()
+                let url = parsed(raw)?;
+                let query = options::MySqlQuery::parse(&url).map_err(query_error)?;
+                log_ignored(&query.ignored);
+                let opts: MySqlConnectOptions = query.connect_options(&url).map_err(unreachable)?;
+                let timeout = options.connect_timeout.or(query.connect_timeout);
+                let timeout = timeout.unwrap_or(CONNECT_TIMEOUT);
+                probe(&opts, timeout).await.map_err(unreachable)?;
+                let mut pool = MySqlPoolOptions::new()
                     .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(opts);
-                Ok(Db::MySql(pool))
+                    .acquire_timeout(ACQUIRE_TIMEOUT.max(timeout));
+                if let Some(command) = query.init_command {
+                    // PyMySQL's `init_command`: run on every new connection.
+                    let command: std::sync::Arc<str> = command.into();
+                    pool = pool.after_connect(move |conn, _meta| {
+                        let command = command.clone();
+                        Box::pin(async move {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(command.to_string()))
+                                .execute(conn)
+                                .await
+                                .map(drop)
+                        })
+                    });
+                }
+                Ok(Db::MySql(pool.connect_lazy_with(opts)))
             }
         }
     }
@@ -249,14 +291,24 @@ fn sqlite_process_config() {
     });
 }
 
-/// One real connection within [`CONNECT_TIMEOUT`], closed again: surfaces the driver's error
-/// (refused, bad password, unknown database) that a pool would only report as a timeout.
-async fn probe<O>(options: &O) -> Result<(), sqlx::Error>
+/// Names, once per connect (so once in the startup log), the URL options sqlx cannot honour.
+fn log_ignored(ignored: &[String]) {
+    if !ignored.is_empty() {
+        tracing::info!(
+            "DATABASE_URL: ignoring the option(s) {} (not supported by ferrochat's driver)",
+            ignored.join(", ")
+        );
+    }
+}
+
+/// One real connection within `timeout`, closed again: surfaces the driver's error (refused,
+/// bad password, unknown database, TLS refused) that a pool would only report as a timeout.
+async fn probe<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
 where
     O: ConnectOptions,
     O::Connection: Sized,
 {
-    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+    match tokio::time::timeout(timeout, options.connect()).await {
         Ok(Ok(conn)) => {
             // Closing politely can only fail on a broken socket; the probe already succeeded.
             let _ = conn.close().await;
@@ -267,7 +319,7 @@ where
             std::io::ErrorKind::TimedOut,
             format!(
                 "no answer within {} s (is the server running and reachable?)",
-                CONNECT_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             ),
         ))),
     }

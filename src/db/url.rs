@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::options::{MySqlQuery, PgQuery, QueryError};
 use crate::django::http::unquote;
 use crate::secret::redact_url;
 
@@ -13,6 +14,9 @@ pub enum DatabaseUrlError {
     UnsupportedScheme(String),
     #[error("{0:?} names no database")]
     NoDatabaseName(String),
+    /// A query option the legacy driver would read differently, or a TLS option not supported.
+    #[error("{0}")]
+    Query(#[from] QueryError),
 }
 
 /// Where the data lives. Network URLs keep their credentials and query (e.g. `?sslmode=`) for sqlx.
@@ -64,6 +68,7 @@ impl DatabaseUrl {
                 if url.path().trim_start_matches('/').is_empty() {
                     return Err(DatabaseUrlError::NoDatabaseName(raw.to_owned()));
                 }
+                PgQuery::parse(&url)?;
                 Ok(DatabaseUrl::Postgres {
                     url: url.to_string(),
                 })
@@ -74,6 +79,7 @@ impl DatabaseUrl {
                 if url.path().trim_start_matches('/').is_empty() {
                     return Err(DatabaseUrlError::NoDatabaseName(raw.to_owned()));
                 }
+                MySqlQuery::parse(&url)?;
                 Ok(DatabaseUrl::MySql {
                     url: url.to_string(),
                 })
@@ -173,5 +179,9 @@ mod tests {
             parse("postgres://h"),
             Err(DatabaseUrlError::NoDatabaseName(_))
         ));
+        let err = parse("postgres://h/db?sslmode=require&sslcrl=/x").expect_err("unsupported");
+        assert!(err.to_string().contains("sslcrl"), "{err}");
+        let err = parse("mysql://h/db?ssl_mode=REQUIRED").expect_err("unsupported");
+        assert!(err.to_string().contains("ssl_mode"), "{err}");
     }
 }

@@ -36,6 +36,12 @@ pub trait ChannelLayer: Send + Sync + 'static {
         LayerStatus::Ok
     }
 
+    /// The Redis master each sentinel shard uses now (`host:port`), in shard order; empty
+    /// when no shard is behind Sentinel (`/healthz` and `check` report it).
+    fn masters(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Resolves once messages other nodes send to `room` reach this node: the handshake of a
     /// room's first local socket waits for it, as the legacy consumer's `group_add` precedes
     /// `accept()`. Bounded; never waits while the layer is cut off from the other nodes.
@@ -155,11 +161,38 @@ pub enum LayerError {
 
 /// Pings Redis with a short timeout (an unreachable host must not stall startup).
 pub async fn ping_redis(url: &str) -> Result<(), LayerError> {
+    ping_host(url, None).await.map(drop)
+}
+
+/// Pings one channels_redis host: a Redis URL, or a sentinel group (`redis+sentinel://…`),
+/// whose current master is asked for first and returned (`host:port`).
+pub async fn ping_host(
+    url: &str,
+    sentinel_password: Option<&str>,
+) -> Result<Option<String>, LayerError> {
     let unreachable = |cause: String| LayerError::RedisUnreachable {
         url: redact_url(url),
         cause,
     };
-    let client = ::redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
+    crate::tls::install_crypto_provider();
+    let (target, master) = if channels_redis::sentinel::is_sentinel_entry(url) {
+        let group = channels_redis::sentinel::SentinelShard::parse(url, sentinel_password)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let master = group
+            .master()
+            .await
+            .map_err(|e| unreachable(format!("no sentinel named the master: {e}")))?;
+        let address = master
+            .client()
+            .map(|c| c.get_connection_info().addr().to_string())
+            .unwrap_or_default();
+        (master, Some(address))
+    } else {
+        let target =
+            channels_redis::RedisUrl::parse(url).map_err(|e| unreachable(e.to_string()))?;
+        (target, None)
+    };
+    let client = target.client().map_err(|e| unreachable(e.to_string()))?;
     let config = ::redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)));
@@ -172,17 +205,17 @@ pub async fn ping_redis(url: &str) -> Result<(), LayerError> {
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     if pong == "PONG" {
-        Ok(())
+        Ok(master)
     } else {
         Err(unreachable(format!("unexpected PING reply {pong:?}")))
     }
 }
 
 /// Pings every host of the channels_redis configuration (`FERROCHAT_REDIS_HOSTS` or
-/// `REDIS_URL`); the first failure is the error.
+/// `REDIS_URL`, or the sentinels' master); the first failure is the error.
 pub async fn ping_hosts(config: &ChannelsRedisConfig) -> Result<(), LayerError> {
     for url in &config.hosts {
-        ping_redis(url).await?;
+        ping_host(url, config.sentinel_password.as_deref()).await?;
     }
     Ok(())
 }

@@ -258,6 +258,13 @@ impl ChannelLayer for RedisLayer {
         }
     }
 
+    fn masters(&self) -> Vec<String> {
+        self.shared
+            .connected()
+            .map(|client| client.masters().into_iter().flatten().collect())
+            .unwrap_or_default()
+    }
+
     fn joined<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let shared = &self.shared;

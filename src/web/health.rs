@@ -33,12 +33,20 @@ pub async fn healthz(depot: &mut Depot, res: &mut Response) -> Result<(), Status
         (true, false) => "degraded",
         (true, true) => "ok",
     };
-    res.render(Json(json!({
+    let mut body = json!({
         "status": status,
         "database": database,
         "database_vendor": state.db.vendor(),
         "channel_layer": state.layer_kind.name(),
         "channel_layer_status": layer.to_string(),
-    })));
+        // Chat messages waiting for the database to answer again (FERROCHAT_DB_OUTAGE_HOLD_*).
+        "messages_held": state.chat.messages.held(),
+    });
+    // Behind Redis Sentinel: the master each shard uses now.
+    let masters = state.chat.layer.masters();
+    if !masters.is_empty() {
+        body["redis_masters"] = json!(masters);
+    }
+    res.render(Json(body));
     Ok(())
 }

@@ -58,7 +58,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
              set it (the same value as the Django deployment) before going to production"
         );
     }
-    let db = Db::connect(&settings.database_url).await?;
+    let db = Db::connect_with(&settings.database_url, &settings.database).await?;
     ensure_schema(&db, &settings.database_url).await?;
     open_sqlite_pool(&db).await;
     let chosen = layer::choose(settings.channel_layer, &settings.channels_redis).await?;
@@ -74,7 +74,11 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     let layer_kind = channel_layer.kind();
     let chat = Arc::new(ConsumerContext {
         db: db.clone(),
-        messages: MessageWriter::spawn(db.clone(), MESSAGE_BATCH),
+        messages: MessageWriter::spawn_with(
+            db.clone(),
+            MESSAGE_BATCH,
+            settings.database.outage_hold,
+        ),
         layer: channel_layer,
         clock: Arc::new(Clock::default()),
         shutdown: CancellationToken::new(),

@@ -10,6 +10,8 @@
 //! - [`redis_env`]: a test's own slice of the shared Redis, a private `redis-server` to stop and
 //!   restart, and the real Python `channels_redis` layer.
 //! - [`ws`]: a real WebSocket client for the chat socket (cookie, Origin, frames with deadlines).
+//! - [`private`]: servers a test owns (TLS-only PostgreSQL, MariaDB and Redis, Redis Sentinel),
+//!   with a CA of its own.
 //! - [`ferrochat_bin`]: the built `ferrochat` binary.
 //!
 //! A missing service (PostgreSQL, MariaDB) or a missing legacy venv makes the test **fail** with
@@ -36,6 +38,7 @@
 pub mod db;
 pub mod html;
 pub mod legacy;
+pub mod private;
 pub mod redis_env;
 pub mod schema;
 pub mod server;

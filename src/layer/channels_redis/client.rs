@@ -20,6 +20,8 @@ use super::config::ChannelsRedisConfig;
 use super::hashing::consistent_hash;
 use super::names::{ChannelName, GroupName, NameError, NodeId, non_local_name};
 use super::scripts::{GROUP_SEND_LUA, SEND_LUA};
+use super::sentinel::{self, SentinelShard};
+use super::url::{RedisUrl, RedisUrlError};
 use super::wire::{Codec, Decoded, Target, WireError, check_message};
 use crate::secret::redact_url;
 
@@ -27,6 +29,12 @@ use crate::secret::redact_url;
 pub enum ChannelsRedisError {
     #[error("no Redis hosts configured")]
     NoHosts,
+    #[error("Redis host #{index}: {source}")]
+    Url {
+        index: usize,
+        #[source]
+        source: RedisUrlError,
+    },
     #[error("Redis host #{index} ({url}): {source}")]
     Redis {
         index: usize,
@@ -48,7 +56,9 @@ impl ChannelsRedisError {
     /// `ChannelFull`, a bad message or a server error reply): the caller may wait for it.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            ChannelsRedisError::Redis { source, .. } => is_connection_error(source),
+            ChannelsRedisError::Redis { source, .. } => {
+                is_connection_error(source) || needs_new_master(source)
+            }
             _ => false,
         }
     }
@@ -154,9 +164,45 @@ impl Drop for Receiver {
 }
 
 struct Shard {
-    client: Client,
     url: String,
+    /// Set when the shard is a sentinel group: its master is whichever server they name now.
+    sentinel: Option<SentinelShard>,
+    current: std::sync::Mutex<Arc<Conn>>,
+    /// One sentinel look-up at a time per shard.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The server a shard's commands go to now.
+struct Conn {
+    client: Client,
     commands: ConnectionManager,
+    /// `host:port` (the master a sentinel named, or the URL's).
+    address: String,
+}
+
+/// The command connection to one server: commands fail within a few seconds while it is down,
+/// instead of queueing for the whole default retry schedule; the next command reconnects.
+async fn open_conn(url: &RedisUrl) -> Result<Conn, RedisError> {
+    let client = url.client().map_err(|e| {
+        RedisError::from((ErrorKind::InvalidClientConfig, "bad URL", e.to_string()))
+    })?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(1));
+    let commands = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+    let address = client.get_connection_info().addr().to_string();
+    Ok(Conn {
+        client,
+        commands,
+        address,
+    })
+}
+
+/// A server error that means "not the master (any more)": ask the sentinels again.
+fn needs_new_master(e: &RedisError) -> bool {
+    matches!(e.code(), Some("READONLY" | "UNBLOCKED" | "MASTERDOWN"))
 }
 
 struct Inner {
@@ -201,6 +247,7 @@ impl ChannelsRedis {
         if config.hosts.is_empty() {
             return Err(ChannelsRedisError::NoHosts);
         }
+        crate::tls::install_crypto_provider();
         let codec = Codec::new(&config.symmetric_encryption_keys, config.expiry)?;
         let mut shards = Vec::with_capacity(config.hosts.len());
         for (index, host) in config.hosts.iter().enumerate() {
@@ -210,21 +257,33 @@ impl ChannelsRedis {
                 url: url.clone(),
                 source,
             };
-            let client = Client::open(host.as_str()).map_err(fail)?;
-            // Commands fail within a few seconds while a host is down, instead of queueing for
-            // the whole default retry schedule; the next command triggers a new reconnect.
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(COMMAND_TIMEOUT))
-                .set_number_of_retries(3)
-                .set_max_delay(Duration::from_secs(1));
-            let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
-                .await
-                .map_err(fail)?;
+            let bad_url = |source| ChannelsRedisError::Url { index, source };
+            let (target, sentinel) = if sentinel::is_sentinel_entry(host) {
+                let group = SentinelShard::parse(host, config.sentinel_password.as_deref())
+                    .map_err(bad_url)?;
+                (group.master().await.map_err(fail)?, Some(group))
+            } else {
+                (RedisUrl::parse(host).map_err(bad_url)?, None)
+            };
+            if !target.ignored().is_empty() {
+                tracing::info!(
+                    "channels_redis host #{index} ({url}): ignoring the option(s) {}",
+                    target.ignored().join(", ")
+                );
+            }
+            let conn = open_conn(&target).await.map_err(fail)?;
+            if let Some(group) = &sentinel {
+                tracing::info!(
+                    "channels_redis host #{index}: master {} of {:?} (from its sentinels)",
+                    conn.address,
+                    group.master_name
+                );
+            }
             shards.push(Shard {
-                client,
                 url,
-                commands,
+                sentinel,
+                current: std::sync::Mutex::new(Arc::new(conn)),
+                refreshing: tokio::sync::Mutex::new(()),
             });
         }
         Ok(ChannelsRedis {
@@ -257,16 +316,93 @@ impl ChannelsRedis {
         format!("{}{}", self.inner.config.prefix, non_local)
     }
 
+    /// Wraps a failure of host `index`; on a sentinel shard a failure that may mean a failover
+    /// sends a look-up of the current master on its way (the failed command is not repeated).
     fn redis_error(&self, index: usize) -> impl Fn(RedisError) -> ChannelsRedisError + '_ {
-        move |source| ChannelsRedisError::Redis {
-            index,
-            url: self.inner.shards[index].url.clone(),
-            source,
+        move |source| {
+            if self.inner.shards[index].sentinel.is_some()
+                && (is_connection_error(&source) || needs_new_master(&source))
+            {
+                let this = self.clone();
+                tokio::spawn(async move { this.refresh_master(index).await });
+            }
+            ChannelsRedisError::Redis {
+                index,
+                url: self.inner.shards[index].url.clone(),
+                source,
+            }
         }
     }
 
+    fn conn(&self, index: usize) -> Arc<Conn> {
+        let current = self.inner.shards[index]
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.clone()
+    }
+
     fn commands(&self, index: usize) -> ConnectionManager {
-        self.inner.shards[index].commands.clone()
+        self.conn(index).commands.clone()
+    }
+
+    /// The master each shard uses now (`host:port`), for `/healthz` and `check`: `Some` for the
+    /// shards behind sentinels, `None` for fixed servers.
+    pub fn masters(&self) -> Vec<Option<String>> {
+        (0..self.inner.shards.len())
+            .map(|index| {
+                self.inner.shards[index]
+                    .sentinel
+                    .as_ref()
+                    .map(|_| self.conn(index).address.clone())
+            })
+            .collect()
+    }
+
+    /// On a sentinel shard: asks the sentinels for the current master and, if it moved, points
+    /// the shard's commands at it. `true` when the master changed.
+    pub async fn refresh_master(&self, index: usize) -> bool {
+        let shard = &self.inner.shards[index];
+        let Some(group) = &shard.sentinel else {
+            return false;
+        };
+        let _one_at_a_time = shard.refreshing.lock().await;
+        let master = match group.master().await {
+            Ok(master) => master,
+            Err(e) => {
+                tracing::warn!("channels_redis host #{index}: no sentinel answered: {e}");
+                return false;
+            }
+        };
+        let address = master
+            .client()
+            .map(|c| c.get_connection_info().addr().to_string())
+            .unwrap_or_default();
+        if address == self.conn(index).address {
+            return false;
+        }
+        match open_conn(&master).await {
+            Ok(conn) => {
+                tracing::warn!(
+                    "channels_redis host #{index}: the sentinels name a new master {} of {:?} \
+                     (was {}); switching to it",
+                    conn.address,
+                    group.master_name,
+                    self.conn(index).address
+                );
+                *shard
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(conn);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "channels_redis host #{index}: the new master {address} does not answer: {e}"
+                );
+                false
+            }
+        }
     }
 
     /// Runs commands that are safe to repeat, a second time if the connection was lost: the
@@ -279,8 +415,12 @@ impl ChannelsRedis {
     ) -> Result<T, ChannelsRedisError> {
         let mut conn = self.commands(index);
         match pipe.query_async(&mut conn).await {
-            Err(e) if is_connection_error(&e) => {
+            Err(e) if is_connection_error(&e) || needs_new_master(&e) => {
                 tracing::debug!("channels_redis host #{index}: {e}; retrying on a new connection");
+                // Behind sentinels the master may have moved: ask before retrying.
+                if self.refresh_master(index).await {
+                    conn = self.commands(index);
+                }
                 pipe.query_async(&mut conn)
                     .await
                     .map_err(self.redis_error(index))
@@ -681,8 +821,10 @@ impl ReceiveLoop {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(self.pop_timeout_secs() + COMMAND_TIMEOUT));
-        self.layer.inner.shards[self.host]
-            .client
+        // Behind sentinels every (re)connection asks them where the master is now.
+        self.layer.refresh_master(self.host).await;
+        let client = self.layer.conn(self.host).client.clone();
+        client
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
@@ -709,7 +851,10 @@ impl ReceiveLoop {
             };
             let mut members = match popped {
                 Ok(reply) => popped_members(reply),
-                Err(e) if is_connection_error(&e) => return Stop::Lost(e),
+                // A master turned replica unblocks its pops (UNBLOCKED) and refuses writes.
+                Err(e) if is_connection_error(&e) || needs_new_master(&e) => {
+                    return Stop::Lost(e);
+                }
                 Err(e) => {
                     tracing::error!(
                         "channels_redis BZPOPMIN {} on host #{}: {e}",
@@ -744,7 +889,9 @@ impl ReceiveLoop {
                 };
                 members = match popped {
                     Ok(reply) => popped_members(reply),
-                    Err(e) if is_connection_error(&e) => return Stop::Lost(e),
+                    Err(e) if is_connection_error(&e) || needs_new_master(&e) => {
+                        return Stop::Lost(e);
+                    }
                     Err(e) => {
                         tracing::error!(
                             "channels_redis ZPOPMIN {} on host #{}: {e}",

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::sentinel;
+use super::url::RedisUrl;
 use crate::django::settings::env_list;
 use crate::secret::redact_url;
 
@@ -18,7 +20,8 @@ pub struct ChannelsRedisConfigError {
 }
 
 /// The channels_redis options ferrochat supports, with channels_redis 4.2 defaults
-/// (`RedisChannelLayer.__init__`). Not supported: `channel_capacity` globs, Sentinel hosts.
+/// (`RedisChannelLayer.__init__`). Not supported: `channel_capacity` globs. Sentinel hosts are
+/// `redis+sentinel://` entries (`sentinel`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChannelsRedisConfig {
     /// Shards, in channels_redis `hosts` order: a name's shard is its index here.
@@ -33,6 +36,9 @@ pub struct ChannelsRedisConfig {
     pub group_expiry: u64,
     /// Secrets (not Fernet keys): each becomes `base64url(sha256(secret))`; the first encrypts.
     pub symmetric_encryption_keys: Vec<String>,
+    /// `FERROCHAT_REDIS_SENTINEL_PASSWORD`: the sentinels' own password (channels_redis
+    /// `sentinel_kwargs={"password": …}`), for every sentinel group.
+    pub sentinel_password: Option<String>,
 }
 
 impl Default for ChannelsRedisConfig {
@@ -44,6 +50,7 @@ impl Default for ChannelsRedisConfig {
             expiry: 60,
             group_expiry: 86400,
             symmetric_encryption_keys: Vec::new(),
+            sentinel_password: None,
         }
     }
 }
@@ -61,6 +68,7 @@ impl fmt::Debug for ChannelsRedisConfig {
                 "symmetric_encryption_keys",
                 &self.symmetric_encryption_keys.len(),
             )
+            .field("sentinel_password", &self.sentinel_password.is_some())
             .finish()
     }
 }
@@ -86,15 +94,55 @@ impl ChannelsRedisConfig {
             .unwrap_or(DEFAULT_REDIS_URL)
             .trim()
             .to_owned();
-        check_url("REDIS_URL", &redis_url)?;
-        let hosts = match get("FERROCHAT_REDIS_HOSTS").map(env_list) {
-            Some(list) if !list.is_empty() => {
+        check_url("REDIS_URL", &redis_url, None)?;
+        let sentinel_password = get("FERROCHAT_REDIS_SENTINEL_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        let sentinels = get("FERROCHAT_REDIS_SENTINELS")
+            .map(env_list)
+            .unwrap_or_default();
+        let master = get("FERROCHAT_REDIS_SENTINEL_MASTER")
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        let hosts_list = get("FERROCHAT_REDIS_HOSTS")
+            .map(env_list)
+            .filter(|l| !l.is_empty());
+        let hosts = match (sentinels.is_empty(), master, hosts_list) {
+            (true, None, Some(list)) => {
                 for url in &list {
-                    check_url("FERROCHAT_REDIS_HOSTS", url)?;
+                    check_url("FERROCHAT_REDIS_HOSTS", url, sentinel_password.as_deref())?;
                 }
                 list
             }
-            _ => vec![redis_url],
+            (true, None, None) => vec![redis_url],
+            (false, Some(master), None) => {
+                let entry = sentinel::entry_for(&redis_url, &sentinels, master);
+                check_url(
+                    "FERROCHAT_REDIS_SENTINELS",
+                    &entry,
+                    sentinel_password.as_deref(),
+                )?;
+                vec![entry]
+            }
+            (false, None, _) => {
+                return Err(invalid(
+                    "FERROCHAT_REDIS_SENTINEL_MASTER",
+                    "must be set with FERROCHAT_REDIS_SENTINELS (the sentinels' master name)",
+                ));
+            }
+            (true, Some(_), _) => {
+                return Err(invalid(
+                    "FERROCHAT_REDIS_SENTINELS",
+                    "must be set with FERROCHAT_REDIS_SENTINEL_MASTER (host:port,host:port,…)",
+                ));
+            }
+            (false, Some(_), Some(_)) => {
+                return Err(invalid(
+                    "FERROCHAT_REDIS_SENTINELS",
+                    "cannot be combined with FERROCHAT_REDIS_HOSTS: give each shard its \
+                     sentinel group there as redis+sentinel://host:port|host:port/<master>/<db>",
+                ));
+            }
         };
 
         let prefix = match get("FERROCHAT_REDIS_PREFIX") {
@@ -117,6 +165,7 @@ impl ChannelsRedisConfig {
             symmetric_encryption_keys: get("FERROCHAT_REDIS_ENCRYPTION_KEYS")
                 .map(env_list)
                 .unwrap_or_default(),
+            sentinel_password,
         })
     }
 
@@ -136,13 +185,17 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ChannelsRedisConfig
     }
 }
 
-fn check_url(var: &'static str, url: &str) -> Result<(), ChannelsRedisConfigError> {
-    redis::Client::open(url).map(drop).map_err(|e| {
-        invalid(
-            var,
-            format!("{:?} is not a usable Redis URL: {e}", redact_url(url)),
-        )
-    })
+fn check_url(
+    var: &'static str,
+    url: &str,
+    sentinel_password: Option<&str>,
+) -> Result<(), ChannelsRedisConfigError> {
+    let parsed = if sentinel::is_sentinel_entry(url) {
+        sentinel::SentinelShard::parse(url, sentinel_password).map(drop)
+    } else {
+        RedisUrl::parse(url).map(drop)
+    };
+    parsed.map_err(|e| invalid(var, e.to_string()))
 }
 
 fn positive<'a>(
@@ -248,6 +301,60 @@ mod tests {
         ])
         .expect_err("REDIS_URL is checked");
         assert_eq!(err.var, "REDIS_URL", "{err}");
+    }
+
+    #[test]
+    fn sentinels() {
+        let c = env(&[
+            ("REDIS_URL", "redis://:pw@ignored:6379/2"),
+            ("FERROCHAT_REDIS_SENTINELS", "s1:26379, s2:26379"),
+            ("FERROCHAT_REDIS_SENTINEL_MASTER", "mymaster"),
+            ("FERROCHAT_REDIS_SENTINEL_PASSWORD", "spw"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.hosts,
+            ["redis+sentinel://:pw@s1:26379|s2:26379/mymaster/2"]
+        );
+        assert_eq!(c.sentinel_password.as_deref(), Some("spw"));
+        let c = env(&[(
+            "FERROCHAT_REDIS_HOSTS",
+            "redis+sentinel://a:1|b:2/m1/0,redis://c:6379/0",
+        )])
+        .expect("valid");
+        assert_eq!(c.hosts.len(), 2);
+        for (pairs, var) in [
+            (
+                vec![("FERROCHAT_REDIS_SENTINELS", "s:1")],
+                "FERROCHAT_REDIS_SENTINEL_MASTER",
+            ),
+            (
+                vec![("FERROCHAT_REDIS_SENTINEL_MASTER", "m")],
+                "FERROCHAT_REDIS_SENTINELS",
+            ),
+            (
+                vec![
+                    ("FERROCHAT_REDIS_SENTINELS", "s:1"),
+                    ("FERROCHAT_REDIS_SENTINEL_MASTER", "m"),
+                    ("FERROCHAT_REDIS_HOSTS", "redis://h/0"),
+                ],
+                "FERROCHAT_REDIS_SENTINELS",
+            ),
+            (
+                vec![
+                    ("FERROCHAT_REDIS_SENTINELS", "s"),
+                    ("FERROCHAT_REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "FERROCHAT_REDIS_SENTINELS",
+            ),
+            (
+                vec![("FERROCHAT_REDIS_HOSTS", "redis+sentinel://a:1")],
+                "FERROCHAT_REDIS_HOSTS",
+            ),
+        ] {
+            let err = env(&pairs).expect_err(var);
+            assert_eq!(err.var, var, "{err}");
+        }
     }
 
     #[test]

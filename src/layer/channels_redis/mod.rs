@@ -7,6 +7,9 @@
 //! - [`wire`]: 12 random bytes + msgpack (+ Fernet), and the `chat.message` event.
 //! - [`hashing`]: which host a name lives on.
 //! - [`scripts`]: the group-send and send Lua.
+//! - [`url`]: Redis URLs as redis-py reads them (`rediss://` and its `ssl_*` arguments): the
+//!   one builder of Redis clients.
+//! - [`sentinel`]: shards behind Redis Sentinel (`redis+sentinel://…`), their current master.
 //! - [`client`]: connections, `group_add`/`group_discard`/`group_send`/`send`, the receive loop.
 
 pub mod client;
@@ -14,6 +17,8 @@ pub mod config;
 pub mod hashing;
 pub mod names;
 pub mod scripts;
+pub mod sentinel;
+pub mod url;
 pub mod wire;
 
 pub use client::{
@@ -23,4 +28,5 @@ pub use client::{
 pub use config::{ChannelsRedisConfig, ChannelsRedisConfigError};
 pub use hashing::consistent_hash;
 pub use names::{ChannelName, GroupName, NameError, NodeId, non_local_name};
+pub use url::{RedisUrl, RedisUrlError};
 pub use wire::{Codec, WireError};
