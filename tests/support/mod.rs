@@ -36,6 +36,7 @@
 pub mod db;
 pub mod html;
 pub mod legacy;
+pub mod node;
 pub mod redis_env;
 pub mod schema;
 pub mod server;
