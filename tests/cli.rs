@@ -1057,3 +1057,55 @@ async fn clearsessions_deletes_only_expired_sessions_as_django_does() {
     );
     db.close().await;
 }
+
+/// The `?: (security.Wnnn) …` lines of a check report, leaving out the warnings about HSTS
+/// and the HTTPS redirect (W004, W008), which belong to the TLS proxy in front of ferrochat.
+fn security_lines(report: &str) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .lines()
+        .filter(|l| l.starts_with("?: (security."))
+        .filter(|l| !l.starts_with("?: (security.W004)") && !l.starts_with("?: (security.W008)"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn check_deploy_warns_as_djangos_does() {
+    let (tdb, fc) = migrated_sqlite().await;
+    let strong = "k7#Qv9!zP2@xL5$wR8^tN1&yM4*uB6(oE3)iA0-sD9+fG2=hJ5";
+    // The legacy defaults (DEBUG on, the django-insecure key, plain cookies), then a
+    // deployment behind TLS.
+    let legacy_defaults = fc.clone().env_remove("DJANGO_SECRET_KEY");
+    let ours = legacy_defaults.run_ok(&["check", "--deploy"]).await;
+    let theirs = Legacy::new(tdb.url())
+        .env_remove("DJANGO_SECRET_KEY")
+        .manage_ok(&["check", "--deploy"])
+        .await;
+    let expected = security_lines(&theirs.stderr);
+    assert_eq!(expected.len(), 4, "{theirs}");
+    assert_eq!(security_lines(&ours.stderr), expected, "{ours}");
+
+    let secure = fc
+        .clone()
+        .env("DJANGO_SECRET_KEY", strong)
+        .env("DJANGO_DEBUG", "0")
+        .env("FERROCHAT_SESSION_COOKIE_SECURE", "1")
+        .env("FERROCHAT_CSRF_COOKIE_SECURE", "1");
+    let ours = secure.run_ok(&["check", "--deploy"]).await;
+    let settings_dir = support::repo_root().join("tests/django_settings");
+    let theirs = Legacy::new(tdb.url())
+        .env("DJANGO_SECRET_KEY", strong)
+        .env("DJANGO_DEBUG", "0")
+        .env("PYTHONPATH", &settings_dir.display().to_string())
+        .env("DJANGO_SETTINGS_MODULE", "tls_proxy_settings")
+        .manage_ok(&["check", "--deploy"])
+        .await;
+    assert_eq!(
+        security_lines(&theirs.stderr),
+        Vec::<String>::new(),
+        "{theirs}"
+    );
+    assert_eq!(security_lines(&ours.stderr), Vec::<String>::new(), "{ours}");
+}
