@@ -469,3 +469,71 @@ async fn a_socket_over_its_message_rate_is_closed_with_1008() {
     .await;
     server.stop().await;
 }
+
+/// `GET /healthz` over a Unix socket; the status code.
+async fn healthz_over_unix(path: &std::path::Path) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path).await.ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.ok()?;
+    reply.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn runserver_listens_on_a_unix_socket_with_its_mode_and_replaces_a_stale_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("fc.sock");
+    let listen = format!("unix:{}", socket.display());
+    let env = [("DATABASE_URL", db.url()), ("CHANNEL_LAYER", "memory")];
+    let start = || Node::start_with(&listen, None, &env, &["--socket-mode", "660"]);
+    let up = |socket: std::path::PathBuf| async move {
+        eventually(
+            Duration::from_secs(60),
+            "ferrochat answers on its socket",
+            || {
+                let socket = socket.clone();
+                async move { healthz_over_unix(&socket).await == Some(200) }
+            },
+        )
+        .await;
+    };
+
+    let mut first = start().await;
+    up(socket.clone()).await;
+    let mode = std::fs::metadata(&socket)
+        .expect("socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    // A second server on a live socket refuses to start, naming it.
+    let second = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(support::ferrochat_bin())
+            .args(["runserver", &listen])
+            .envs(env)
+            .env("DJANGO_SECRET_KEY", support::SECRET_KEY)
+            .output(),
+    )
+    .await
+    .expect("the second server gives up at once")
+    .expect("run ferrochat");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("is in use by another server"), "{stderr}");
+    assert!(first.terminate().await, "exits cleanly on SIGTERM");
+
+    // A file left behind (as by a crash) is replaced.
+    let _ = std::os::unix::net::UnixListener::bind(dir.path().join("other.sock"));
+    if !socket.exists() {
+        std::fs::rename(dir.path().join("other.sock"), &socket).expect("a stale socket file");
+    }
+    let mut again = start().await;
+    up(socket.clone()).await;
+    assert!(again.terminate().await);
+}
