@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use crate::db::users::User;
 use crate::db::{Db, DbError};
 use crate::django::hashers::{self, PasswordCheck};
+use crate::ops::metrics::metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -76,7 +77,12 @@ impl PasswordHasher {
         let span = tracing::Span::current();
         self.jobs
             .send(Box::new(move || {
-                let _ = reply.send(span.in_scope(job));
+                let start = std::time::Instant::now();
+                let result = span.in_scope(job);
+                metrics()
+                    .password_hash_seconds
+                    .observe(start.elapsed().as_secs_f64());
+                let _ = reply.send(result);
             }))
             .map_err(|_| AuthError::PoolClosed)?;
         answer.await.map_err(|_| AuthError::PoolClosed)

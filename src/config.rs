@@ -10,6 +10,7 @@ use crate::db::url::{DatabaseUrl, DatabaseUrlError};
 use crate::django::settings::{env_bool, env_list};
 use crate::layer::ChannelLayerChoice;
 use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
+use crate::ops::OpsSettings;
 
 /// The legacy app's literal development key: keeping it as our default means cookies issued by a
 /// default-configured Django keep working.
@@ -62,6 +63,8 @@ pub struct Settings {
     pub static_dir: Option<PathBuf>,
     /// Timers and queue sizes of the HTTP server and the WebSocket consumer (`FERROCHAT_*`).
     pub limits: Limits,
+    /// Metrics, logs, proxies, TLS-proxy settings and connection limits (`ops::settings`).
+    pub ops: OpsSettings,
 }
 
 /// ferrochat's own timers and queue sizes; each has an `FERROCHAT_*` variable (README).
@@ -330,6 +333,12 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             limits: Limits::from_vars(|name| get(name).map(str::to_owned))?,
+            ops: OpsSettings::from_vars(|name| get(name).map(str::to_owned)).map_err(|e| {
+                ConfigError::Invalid {
+                    var: e.var,
+                    message: e.message,
+                }
+            })?,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! | `chat` | the per-socket WebSocket consumer and its clock |
 //! | `layer` | room fan-out: the local hub and the channel layer (in-process, channels_redis) |
 //! | `db` | the three sqlx backends, schema, users, sessions, rooms, messages, stored datetimes |
+//! | `ops` | operating: Prometheus metrics, the log format, trusted proxies, TLS-proxy settings, the message rate |
 //! | `tls` | the one rustls crypto provider of the database and Redis clients |
 //! | `secret` | URL password redaction and the `Password` type whose `Debug` hides it |
 //! | `django` | pure Django ports (no I/O): hashers, signing, sessions, CSRF, validators, `json.dumps`, dates, HTML escape, the legacy room-name rule and chat JSON |
@@ -37,6 +38,7 @@ pub mod layer;
 
 pub mod db;
 
+pub mod ops;
 pub mod tls;
 
 pub mod secret;
@@ -48,8 +50,8 @@ mod property_tests;
 
 /// The module list above, top to bottom.
 #[cfg(test)]
-const MODULE_ORDER: [&str; 10] = [
-    "cli", "web", "config", "auth", "chat", "layer", "db", "tls", "secret", "django",
+const MODULE_ORDER: [&str; 11] = [
+    "cli", "web", "config", "auth", "chat", "layer", "db", "ops", "tls", "secret", "django",
 ];
 
 #[cfg(test)]

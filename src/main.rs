@@ -1,20 +1,19 @@
 //! The `ferrochat` binary: logging, the command line, and the exit code.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use ferrochat::ops::logging::{self, LogFormat};
 
 fn main() -> ExitCode {
-    // Logs go to stderr so command output on stdout stays exactly Django's; colour only when
-    // stderr is a terminal (a file, a pipe or journald gets plain text).
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // Logs go to stderr so command output on stdout stays exactly Django's.
+    match LogFormat::from_env() {
+        Ok(format) => logging::init(format),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
 
     let cli = ferrochat::cli::Cli::parse();
     let color = cli.color();

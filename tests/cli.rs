@@ -828,16 +828,23 @@ async fn check_reports_a_healthy_deployment_and_problems() {
         "the secret key is never printed"
     );
 
-    // The insecure default key is a warning (exit 0), an error with --fail-level WARNING.
+    // The insecure default key is reported by plain `check` and warned about by
+    // `check --deploy` (Django's security.W009, exit 0), an error with --fail-level WARNING.
     let default_key = fc.clone().env_remove("DJANGO_SECRET_KEY");
     let run = default_key.run_ok(&["check"]).await;
     assert!(run.stdout.contains("DJANGO_SECRET_KEY: NOT SET"), "{run}");
+    assert!(!run.stderr.contains("security.W009"), "{run}");
+    let run = default_key.run_ok(&["check", "--deploy"]).await;
     assert!(
-        run.stderr
-            .contains("WARNINGS:\n?: (ferrochat.W001) DJANGO_SECRET_KEY is not set"),
+        run.stderr.contains(
+            "?: (security.W009) Your SECRET_KEY has less than 50 characters, less than 5 \
+             unique characters, or it's prefixed with 'django-insecure-'"
+        ),
         "{run}"
     );
-    let run = default_key.run(&["check", "--fail-level", "WARNING"]).await;
+    let run = default_key
+        .run(&["check", "--deploy", "--fail-level", "WARNING"])
+        .await;
     assert_eq!(run.code, Some(1), "{run}");
 
     // CHANNEL_LAYER=redis with no Redis is an error; auto only warns.
@@ -972,4 +979,133 @@ async fn runserver_refuses_bad_addresses() {
     // Django's argparse refuses an unknown verbosity with exit 2; so does clap.
     let run = fc.run(&["migrate", "-v", "7"]).await;
     assert_eq!(run.code, Some(2), "{run}");
+}
+
+#[tokio::test]
+async fn showmigrations_and_migrate_plan_print_what_django_prints() {
+    // An empty database: everything unapplied, the whole plan.
+    let empty = TestDb::sqlite();
+    let fc = Ferrochat::on(empty.url());
+    let dj_empty = TestDb::sqlite();
+    let django = Legacy::new(dj_empty.url());
+    for args in [
+        &["showmigrations"][..],
+        &["showmigrations", "auth", "sessions"],
+        &["showmigrations", "--plan"],
+        &["migrate", "--plan"],
+    ] {
+        let ours = fc.run_ok(args).await;
+        let theirs = django.manage_ok(args).await;
+        assert_eq!(ours.stdout, theirs.stdout, "ferrochat {args:?}");
+    }
+    let run = fc.run(&["migrate", "--plan", "--check"]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+
+    // A migrated database (by ferrochat, read by both): everything applied, nothing planned.
+    let (tdb, fc) = migrated_sqlite().await;
+    let django = Legacy::new(tdb.url());
+    for args in [
+        &["showmigrations"][..],
+        &["showmigrations", "--plan"],
+        &["migrate", "--plan"],
+    ] {
+        let ours = fc.run_ok(args).await;
+        let theirs = django.manage_ok(args).await;
+        assert_eq!(ours.stdout, theirs.stdout, "ferrochat {args:?}");
+    }
+    fc.run_ok(&["migrate", "--plan", "--check"]).await;
+    let run = fc.run(&["showmigrations", "nope"]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("No installed app with label 'nope'."),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn clearsessions_deletes_only_expired_sessions_as_django_does() {
+    let (tdb, fc) = migrated_sqlite().await;
+    let db = tdb.connect().await;
+    let now = chrono::Utc::now();
+    for (key, expire) in [
+        (
+            "expiredsession00000000000000001",
+            now - chrono::Duration::days(1),
+        ),
+        (
+            "livesession0000000000000000001",
+            now + chrono::Duration::days(1),
+        ),
+    ] {
+        assert!(
+            db.session_insert(key, "e30:x:y", &expire)
+                .await
+                .expect("insert")
+        );
+    }
+    let run = fc.run_ok(&["clearsessions"]).await;
+    assert_eq!(run.stdout, "", "{run}");
+    let django = Legacy::new(tdb.url())
+        .python(
+            "from django.contrib.sessions.models import Session\n\
+             print(sorted(Session.objects.values_list('session_key', flat=True)))",
+        )
+        .await;
+    assert!(
+        django.stdout.contains("['livesession0000000000000000001']"),
+        "{django}"
+    );
+    db.close().await;
+}
+
+/// The `?: (security.Wnnn) …` lines of a check report, leaving out the warnings about HSTS
+/// and the HTTPS redirect (W004, W008), which belong to the TLS proxy in front of ferrochat.
+fn security_lines(report: &str) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .lines()
+        .filter(|l| l.starts_with("?: (security."))
+        .filter(|l| !l.starts_with("?: (security.W004)") && !l.starts_with("?: (security.W008)"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn check_deploy_warns_as_djangos_does() {
+    let (tdb, fc) = migrated_sqlite().await;
+    let strong = "k7#Qv9!zP2@xL5$wR8^tN1&yM4*uB6(oE3)iA0-sD9+fG2=hJ5";
+    // The legacy defaults (DEBUG on, the django-insecure key, plain cookies), then a
+    // deployment behind TLS.
+    let legacy_defaults = fc.clone().env_remove("DJANGO_SECRET_KEY");
+    let ours = legacy_defaults.run_ok(&["check", "--deploy"]).await;
+    let theirs = Legacy::new(tdb.url())
+        .env_remove("DJANGO_SECRET_KEY")
+        .manage_ok(&["check", "--deploy"])
+        .await;
+    let expected = security_lines(&theirs.stderr);
+    assert_eq!(expected.len(), 4, "{theirs}");
+    assert_eq!(security_lines(&ours.stderr), expected, "{ours}");
+
+    let secure = fc
+        .clone()
+        .env("DJANGO_SECRET_KEY", strong)
+        .env("DJANGO_DEBUG", "0")
+        .env("FERROCHAT_SESSION_COOKIE_SECURE", "1")
+        .env("FERROCHAT_CSRF_COOKIE_SECURE", "1");
+    let ours = secure.run_ok(&["check", "--deploy"]).await;
+    let settings_dir = support::repo_root().join("tests/django_settings");
+    let theirs = Legacy::new(tdb.url())
+        .env("DJANGO_SECRET_KEY", strong)
+        .env("DJANGO_DEBUG", "0")
+        .env("PYTHONPATH", &settings_dir.display().to_string())
+        .env("DJANGO_SETTINGS_MODULE", "tls_proxy_settings")
+        .manage_ok(&["check", "--deploy"])
+        .await;
+    assert_eq!(
+        security_lines(&theirs.stderr),
+        Vec::<String>::new(),
+        "{theirs}"
+    );
+    assert_eq!(security_lines(&ours.stderr), Vec::<String>::new(), "{ours}");
 }

@@ -14,7 +14,8 @@
 //!   its header, before the payload is buffered; 1002 any other protocol violation;
 //! - 1008 (policy) a client that reads too slowly: the room got `FERROCHAT_WS_QUEUE` frames (or
 //!   8 MiB) ahead of it. 1008 rather than 1013 ("try again later"), because the cause is the
-//!   client's reading, not the server's load, and reconnecting would not help it.
+//!   client's reading, not the server's load, and reconnecting would not help it. Also 1008: a
+//!   client sending faster than `FERROCHAT_WS_RATE` (opt-in).
 //! - 1011 the database refused to save a message (the legacy consumer crashes the same way).
 //! - A peer that answers no ping within `FERROCHAT_WS_PING_TIMEOUT`, or a write that stalls as
 //!   long, is dropped without a close frame (Daphne drops it too).
@@ -22,6 +23,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -41,6 +43,9 @@ use super::clock::Clock;
 use crate::django::chat_json::{ChatEvent, Ignored, parse_client_text};
 use crate::django::room_name::RoomName;
 use crate::layer::hub::Membership;
+use crate::ops::logging::ACCESS_TARGET;
+use crate::ops::metrics::{CloseReason, metrics};
+use crate::ops::rate::{Rate, TokenBucket};
 
 /// The largest client frame or message accepted. The biggest legitimate one, 4000 code points
 /// each escaped as a `\uXXXX\uXXXX` surrogate pair, is under 49 KiB.
@@ -62,6 +67,8 @@ pub struct ConsumerContext {
     pub shutdown: CancellationToken,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// `FERROCHAT_WS_RATE`: messages per second (and burst) each socket may send.
+    pub ws_rate: Option<Rate>,
 }
 
 /// The connection's `scope`: who, where, and the room membership joined before `accept()`.
@@ -72,13 +79,16 @@ pub struct Connection {
     pub membership: Membership,
     /// For the log: `ip:port`.
     pub peer: String,
+    /// For the access log: the request path.
+    pub path: String,
 }
 
 /// Why a socket ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
-    /// The peer sent a close frame (tungstenite queued the reply) or the connection vanished.
-    PeerClosed,
+    /// The peer sent a close frame (tungstenite queued the reply; its code, 1005 when none) or
+    /// the connection vanished.
+    PeerClosed(u16),
     PeerGone,
     /// No pong and no frame in time, or a write stalled: drop without ceremony.
     Dead,
@@ -88,6 +98,32 @@ enum End {
 
 const GOING_AWAY: End = End::Close(1001, "Server shutting down");
 const TOO_SLOW: End = End::Close(1008, "Too slow to read");
+const TOO_FAST: End = End::Close(1008, "Message rate exceeded");
+
+impl End {
+    /// The `reason` label of `ferrochat_ws_closed_total`.
+    fn reason(self) -> CloseReason {
+        match self {
+            End::PeerClosed(_) | End::PeerGone => CloseReason::Normal,
+            End::Dead => CloseReason::PingTimeout,
+            e if e == GOING_AWAY => CloseReason::Shutdown,
+            e if e == TOO_SLOW => CloseReason::SlowReader,
+            e if e == TOO_FAST => CloseReason::Limit,
+            End::Close(1009, _) => CloseReason::TooBig,
+            End::Close(1007, _) => CloseReason::BadUtf8,
+            End::Close(1011, _) => CloseReason::DbUnavailable,
+            End::Close(_, _) => CloseReason::Protocol,
+        }
+    }
+
+    /// The close code for the access log (1006: no close frame, RFC 6455 §7.1.5).
+    fn code(self) -> u16 {
+        match self {
+            End::PeerClosed(code) | End::Close(code, _) => code,
+            End::PeerGone | End::Dead => 1006,
+        }
+    }
+}
 
 /// Messages of one socket that may await their save at once; at this many the socket stops
 /// reading its client (TCP pushes back) until the oldest is saved. The legacy consumer handles
@@ -98,18 +134,22 @@ const MAX_SAVING: usize = 32;
 /// per wake-up, not one per message.
 const MAX_BATCH: usize = 64;
 
-/// Who a socket's messages are from and where they go.
+/// Who a socket's messages are from and where they go, and its traffic for the access log
+/// (its own task's counters, updated with plain loads and stores: nothing shared is touched
+/// per frame).
 struct Author {
     user_id: i64,
     username: String,
     room_id: i64,
     peer: String,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
 }
 
 /// This socket's messages awaiting their save, oldest first (the writer saves in queue order).
 #[derive(Default)]
 struct Saving {
-    queue: VecDeque<(PendingSave, String, DateTime<Utc>)>,
+    queue: VecDeque<(PendingSave, String, DateTime<Utc>, Instant)>,
 }
 
 /// A message whose save finished (or failed).
@@ -117,6 +157,8 @@ struct Saved {
     id: Result<i64, DbError>,
     message: String,
     timestamp: DateTime<Utc>,
+    /// When the frame arrived (the latency histograms start here).
+    received: Instant,
 }
 
 impl Saving {
@@ -125,16 +167,17 @@ impl Saving {
     }
 
     fn push(&mut self, save: PendingSave, message: String, timestamp: DateTime<Utc>) {
-        self.queue.push_back((save, message, timestamp));
+        self.queue
+            .push_back((save, message, timestamp, Instant::now()));
     }
 
     /// The oldest save once it finishes; pending forever while none is queued.
     async fn next(&mut self) -> Saved {
-        let Some((save, _, _)) = self.queue.front_mut() else {
+        let Some((save, _, _, _)) = self.queue.front_mut() else {
             return std::future::pending().await;
         };
         let id = save.await;
-        let (_, message, timestamp) = self
+        let (_, message, timestamp, received) = self
             .queue
             .pop_front()
             .expect("the front entry was just awaited");
@@ -142,8 +185,14 @@ impl Saving {
             id,
             message,
             timestamp,
+            received,
         }
     }
+}
+
+/// Adds to a counter only its own task writes (no read-modify-write instruction needed).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 /// Serves one accepted socket until it closes.
@@ -154,17 +203,23 @@ pub async fn run(mut ws: WebSocket, ctx: Arc<ConsumerContext>, conn: Connection)
         room_id,
         mut membership,
         peer,
+        path,
     } = conn;
     let author = Author {
         user_id,
         username,
         room_id,
         peer,
+        bytes_in: AtomicU64::new(0),
+        bytes_out: AtomicU64::new(0),
     };
+    let started = Instant::now();
     let room = membership.room().clone();
     tracing::info!(room = %room, user = %author.username, peer = %author.peer, "WSCONNECT /ws/chat/{room}/");
     let mut saving = Saving::default();
     let end = serve(&mut ws, &ctx, &author, &mut membership, &mut saving).await;
+    // Counted when decided, not after the goodbye's linger.
+    metrics().ws_closed(end.reason());
     // Messages the client sent before the end are broadcast once saved, as the legacy consumer
     // finishes its `receive` calls before `disconnect`: nothing accepted is lost.
     Box::pin(finish_saving(&ctx, &author, &room, &mut saving)).await;
@@ -176,14 +231,29 @@ pub async fn run(mut ws: WebSocket, ctx: Arc<ConsumerContext>, conn: Connection)
     // The room forgets the socket now, not after the goodbye below.
     drop(membership);
     match end {
-        End::PeerClosed => {
+        End::PeerClosed(_) => {
             // Sends tungstenite's queued reply to the peer's close frame.
             let _ = Box::pin(timeout(CLOSE_LINGER, ws.close())).await;
         }
         End::PeerGone | End::Dead => {}
         End::Close(code, reason) => Box::pin(say_goodbye(ws, code, reason)).await,
     }
-    tracing::info!(room = %room, user = %author.username, peer = %author.peer, reason = ?end, "WSDISCONNECT /ws/chat/{room}/");
+    let code = end.code();
+    tracing::info!(
+        target: ACCESS_TARGET,
+        method = "GET",
+        path,
+        status = 101,
+        close_code = code,
+        close_reason = end.reason().label(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes_in = author.bytes_in.load(Ordering::Relaxed),
+        bytes = author.bytes_out.load(Ordering::Relaxed),
+        client = %author.peer,
+        room = %room,
+        user = %author.username,
+        "WSDISCONNECT {path} {code}"
+    );
 }
 
 async fn serve(
@@ -199,6 +269,7 @@ async fn serve(
     let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
     // Reused for every batch: no allocation per wake-up once it has grown.
     let mut batch: Vec<Utf8Bytes> = Vec::new();
+    let mut bucket = ctx.ws_rate.map(TokenBucket::new);
     loop {
         tokio::select! {
             biased;
@@ -222,8 +293,19 @@ async fn serve(
                 match incoming {
                     None => return End::PeerGone,
                     Some(Err(e)) => return read_error(&e),
-                    Some(Ok(msg)) if msg.is_close() => return End::PeerClosed,
-                    Some(Ok(msg)) => receive(ctx, author, membership.room(), saving, &msg),
+                    Some(Ok(msg)) if msg.is_close() => {
+                        return End::PeerClosed(msg.close_frame().map_or(1005, |(code, _)| code));
+                    }
+                    Some(Ok(msg)) => {
+                        if (msg.is_text() || msg.is_binary())
+                            && let Some(bucket) = bucket.as_mut()
+                            && !bucket.take()
+                        {
+                            tracing::warn!(user = %author.username, peer = %author.peer, "closing a socket: over FERROCHAT_WS_RATE");
+                            return TOO_FAST;
+                        }
+                        receive(ctx, author, membership.room(), saving, &msg);
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -263,6 +345,7 @@ fn receive(
         // Ping (tungstenite answers it) or pong.
         return;
     };
+    add(&author.bytes_in, msg.as_bytes().len() as u64);
     let message = match parsed {
         Ok(message) => message,
         Err(reason) => {
@@ -271,6 +354,7 @@ fn receive(
             return;
         }
     };
+    metrics().messages_received.inc();
     // Saved first (`Message.objects.create`), then broadcast: a reload shows every message
     // anyone saw, whatever happens to the broadcast.
     let timestamp = ctx.clock.now();
@@ -298,8 +382,16 @@ async fn broadcast(
             return Err(End::Close(1011, "Internal error"));
         }
     };
+    let m = metrics();
+    m.messages_saved.inc();
+    m.message_save_seconds
+        .observe(saved.received.elapsed().as_secs_f64());
     let event = ChatEvent::new(id, saved.message, author.username.clone(), &saved.timestamp);
-    if let Err(e) = ctx.layer.group_send(room, &event).await {
+    // The layer hands the frame to every local member before it returns.
+    let sent = ctx.layer.group_send(room, &event).await;
+    m.message_delivery_seconds
+        .observe(saved.received.elapsed().as_secs_f64());
+    if let Err(e) = sent {
         // Saved, so a reload shows it; the socket itself is fine.
         tracing::error!(room = %room, id, error = %e, "could not broadcast a saved message");
     }
@@ -347,9 +439,12 @@ async fn send(
         if let Some(msg) = first {
             ws.feed(msg).await?;
         }
+        let mut bytes = 0;
         for frame in batch.drain(..) {
+            bytes += frame.len() as u64;
             ws.feed(Message::text(frame)).await?;
         }
+        add(&author.bytes_out, bytes);
         ws.flush().await
     };
     tokio::pin!(stalled, io);

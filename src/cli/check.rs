@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
+use crate::django::deploy_checks::{DeploySettings, deploy_warnings};
 use crate::layer::ChannelLayerChoice;
 
 /// Upper bound for each service probe (connection plus the first query), so an unreachable
@@ -40,7 +41,8 @@ pub struct CheckArgs {
     /// ERROR.
     #[arg(long, value_enum, default_value = "ERROR", ignore_case = true)]
     pub fail_level: Level,
-    /// Check deployment settings too (DJANGO_DEBUG).
+    /// Check deployment settings too: Django's security warnings (DEBUG, SECRET_KEY, secure
+    /// cookies).
     #[arg(long)]
     pub deploy: bool,
     /// Run database related checks against these aliases (only "default" exists).
@@ -114,20 +116,11 @@ fn config_checks(
         url => format!("DATABASE_URL: {} ({})", url.redacted(), url.vendor()),
     });
     if settings.secret_key_is_default {
+        // The warning itself is `check --deploy`'s security.W009, as in Django.
         report(
             "DJANGO_SECRET_KEY: NOT SET: the legacy app's insecure development key is in use"
                 .to_owned(),
         );
-        issues.push(Issue::new(
-            Level::Warning,
-            "ferrochat.W001",
-            "DJANGO_SECRET_KEY is not set: sessions are signed with the legacy app's public, \
-             insecure development key.",
-            Some(
-                "Set DJANGO_SECRET_KEY to a long random value (the same value as the Django \
-                 deployment, so sessions keep working on both).",
-            ),
-        ));
     } else {
         report(format!(
             "DJANGO_SECRET_KEY: set ({} fallback key(s))",
@@ -151,14 +144,20 @@ fn config_checks(
             Some("Set DJANGO_ALLOWED_HOSTS to the host names the site is served under."),
         ));
     }
-    if deploy && settings.debug {
-        // Django's security.W018.
-        issues.push(Issue::new(
-            Level::Warning,
-            "ferrochat.W004",
-            "DJANGO_DEBUG is on (the legacy default); it should be off in deployment.",
-            Some("Set DJANGO_DEBUG=0."),
-        ));
+    if deploy {
+        let tls = &settings.ops.tls_proxy;
+        let checked = DeploySettings {
+            debug: settings.debug,
+            secret_key: &settings.secret_key,
+            secret_key_fallbacks: &settings.secret_key_fallbacks,
+            session_cookie_secure: tls.session_cookie_secure,
+            csrf_cookie_secure: tls.csrf_cookie_secure,
+        };
+        issues.extend(
+            deploy_warnings(&checked)
+                .into_iter()
+                .map(|w| Issue::new(Level::Warning, w.id, w.msg, None)),
+        );
     }
     let layer = match settings.channel_layer {
         ChannelLayerChoice::Auto => "auto (Redis if it answers, else in-process)",

@@ -25,7 +25,14 @@ pub struct MigrateArgs {
     /// Accepted for compatibility with manage.py; the system checks are `ferrochat check`.
     #[arg(long)]
     pub skip_checks: bool,
+    /// Shows a list of the migration actions that will be performed.
+    #[arg(long)]
+    pub plan: bool,
 }
+
+/// What `manage.py migrate --plan` prints on an empty database (Django 5.0.1, captured from
+/// the legacy app): the only plan ferrochat ever carries out.
+const FULL_PLAN: &str = include_str!("migrate_plan.txt");
 
 pub(crate) async fn run(
     settings: &Settings,
@@ -35,7 +42,9 @@ pub(crate) async fn run(
 ) -> Result<(), CommandError> {
     check_database_alias(&args.database)?;
     let db = connect(settings).await?;
-    let result = if args.check_unapplied {
+    let result = if args.plan {
+        show_plan(&db, args.check_unapplied, console).await
+    } else if args.check_unapplied {
         check_unapplied(&db).await
     } else {
         match schema::migrate(&db).await {
@@ -64,6 +73,43 @@ async fn check_unapplied(db: &crate::db::Db) -> Result<(), CommandError> {
             state.describe()
         ))),
         Err(e) => Err(CommandError::new(e.to_string())),
+    }
+}
+
+/// `migrate --plan`: the whole plan on an empty database, none on an up-to-date one, and the
+/// reason `migrate` would refuse on anything else. With `--check`, a plan exits 1.
+async fn show_plan(
+    db: &crate::db::Db,
+    check_unapplied: bool,
+    console: &mut Console,
+) -> Result<(), CommandError> {
+    let state = schema::schema_state(db)
+        .await
+        .map_err(|e| CommandError::new(e.to_string()))?;
+    let style = console.out_style;
+    match state {
+        SchemaState::UpToDate => {
+            console.out(&style.paint(Role::MigrateLabel, "Planned operations:"));
+            console.out("  No planned migration operations.");
+            Ok(())
+        }
+        SchemaState::Empty => {
+            for line in FULL_PLAN.lines() {
+                if line == "Planned operations:" {
+                    console.out(&style.paint(Role::MigrateLabel, line));
+                } else if line.starts_with(' ') {
+                    console.out(line);
+                } else {
+                    console.out(&style.paint(Role::MigrateHeading, line));
+                }
+            }
+            if check_unapplied {
+                Err(CommandError::Error("unapplied migrations".to_owned()))
+            } else {
+                Ok(())
+            }
+        }
+        other => Err(CommandError::new(other.describe())),
     }
 }
 

@@ -1,5 +1,5 @@
 //! manage.py-style subcommands: `runserver`, `migrate`, `createsuperuser`, `changepassword`,
-//! `check`, with Django's flags, prompts, messages and exit codes ("manage.py" in Django's
+//! `check`, `clearsessions`, `showmigrations`, with Django's flags, prompts, messages and exit codes ("manage.py" in Django's
 //! messages reads "ferrochat" here). One file per command.
 //!
 //! Prompting is synchronous in spirit but runs inside a current-thread tokio runtime, so the
@@ -7,12 +7,14 @@
 
 mod changepassword;
 mod check;
+mod clearsessions;
 pub mod console;
 mod createsuperuser;
 mod error;
 mod migrate;
 mod prompt;
 mod runserver;
+mod showmigrations;
 pub mod system_user;
 
 use std::io::IsTerminal;
@@ -22,11 +24,13 @@ use clap::{Parser, Subcommand};
 
 pub use changepassword::ChangepasswordArgs;
 pub use check::CheckArgs;
+pub use clearsessions::ClearsessionsArgs;
 pub use console::ColorChoice;
 pub use createsuperuser::{CreatesuperuserArgs, SuperuserEnv};
 pub use error::CommandError;
 pub use migrate::MigrateArgs;
 pub use runserver::{Listen, RunserverArgs, parse_addrport};
+pub use showmigrations::ShowmigrationsArgs;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -83,6 +87,10 @@ pub enum Command {
     Changepassword(ChangepasswordArgs),
     /// Checks the configuration, the database and Redis for potential problems.
     Check(CheckArgs),
+    /// Can be run as a cronjob or directly to clean out expired sessions.
+    Clearsessions(ClearsessionsArgs),
+    /// Shows all available migrations for the current project.
+    Showmigrations(ShowmigrationsArgs),
 }
 
 /// Runs a parsed command line. The caller prints a returned error with [`print_error`] and
@@ -111,6 +119,12 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         }),
         Command::Changepassword(args) => managed(console, async |c| {
             run_changepassword(&settings, &args, c).await
+        }),
+        Command::Clearsessions(_) => managed(console, async |_| {
+            clearsessions::run(&settings, verbosity).await
+        }),
+        Command::Showmigrations(args) => managed(console, async |c| {
+            showmigrations::run(&settings, &args, c).await
         }),
     }
 }

@@ -1,5 +1,7 @@
-//! `ferrochat runserver [ADDR:PORT]`: the address forms Django's runserver accepts
-//! (`django/core/management/commands/runserver.py naiveip_re`), then the server.
+//! `ferrochat runserver [ADDR:PORT | unix:PATH] [--socket-mode MODE] [--fd N]`: the address
+//! forms Django's runserver accepts (`django/core/management/commands/runserver.py
+//! naiveip_re`), and Daphne's Unix socket (`daphne -u`) and inherited socket (`daphne --fd`),
+//! then the server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
@@ -7,6 +9,7 @@ use clap::Args;
 
 use super::CommandError;
 use crate::config::Settings;
+use crate::web::listen::ListenOn;
 
 /// `runserver`'s defaults.
 const DEFAULT_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -16,9 +19,16 @@ const DEFAULT_PORT: u16 = 8000;
 #[derive(Debug, Clone, Args)]
 pub struct RunserverArgs {
     /// Optional port number, or ipaddr:port (e.g. 8000, 0.0.0.0:8000, [::1]:8000,
-    /// localhost:8000).
+    /// localhost:8000), or unix:PATH for a Unix socket (as daphne -u).
     #[arg(value_name = "ADDRPORT")]
     pub addrport: Option<String>,
+    /// The Unix socket file's mode, in octal (e.g. 660); default: as the umask leaves it.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub socket_mode: Option<u32>,
+    /// Serve on this already listening socket (TCP or Unix) instead of binding, as daphne
+    /// --fd: systemd socket activation passes its sockets from descriptor 3.
+    #[arg(long, value_name = "N", conflicts_with_all = ["addrport", "use_ipv6"])]
+    pub fd: Option<i32>,
     /// Tells ferrochat to use an IPv6 address.
     #[arg(short = '6', long = "ipv6")]
     pub use_ipv6: bool,
@@ -133,6 +143,48 @@ fn resolve(listen: Listen, use_ipv6: bool) -> Result<SocketAddr, CommandError> {
     }
 }
 
+/// `--socket-mode`: an octal file mode.
+fn parse_mode(raw: &str) -> Result<u32, String> {
+    u32::from_str_radix(raw.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("\"{raw}\" is not an octal file mode (e.g. 660)"))
+}
+
+/// Where to listen: `--fd`, `unix:PATH`, or a Django address.
+fn listen_on(args: &RunserverArgs) -> Result<ListenOn, CommandError> {
+    if let Some(fd) = args.fd {
+        if fd < 0 {
+            return Err(CommandError::new(format!(
+                "\"{fd}\" is not a file descriptor."
+            )));
+        }
+        return Ok(ListenOn::Fd(fd));
+    }
+    if let Some(path) = args
+        .addrport
+        .as_deref()
+        .and_then(|a| a.strip_prefix("unix:"))
+    {
+        if path.is_empty() {
+            return Err(CommandError::new(
+                "unix: needs a socket path (unix:/run/ferrochat.sock).",
+            ));
+        }
+        return Ok(ListenOn::Unix {
+            path: path.into(),
+            mode: args.socket_mode,
+        });
+    }
+    if args.socket_mode.is_some() {
+        return Err(CommandError::new(
+            "--socket-mode applies to a unix:PATH address only.",
+        ));
+    }
+    let listen = parse_addrport(args.addrport.as_deref(), args.use_ipv6)?;
+    Ok(ListenOn::Tcp(resolve(listen, args.use_ipv6)?))
+}
+
 /// Parses the address, then serves until SIGTERM or Ctrl-C.
 pub fn run(settings: Settings, args: RunserverArgs) -> Result<(), CommandError> {
     if !settings.debug && settings.allowed_hosts.is_empty() {
@@ -140,14 +192,13 @@ pub fn run(settings: Settings, args: RunserverArgs) -> Result<(), CommandError> 
             "You must set settings.ALLOWED_HOSTS if DEBUG is False.",
         ));
     }
-    let listen = parse_addrport(args.addrport.as_deref(), args.use_ipv6)?;
-    let addr = resolve(listen, args.use_ipv6)?;
+    let on = listen_on(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CommandError::Error(format!("cannot start the runtime: {e}")))?;
     runtime
-        .block_on(crate::web::server::run(settings, addr))
+        .block_on(crate::web::server::run(settings, on))
         // Django's runserver reports startup failures as "Error: …" and exits 1.
         .map_err(|e| CommandError::Error(e.to_string()))
 }
@@ -217,6 +268,39 @@ mod tests {
         assert_eq!(
             msg("[:::]:80", false),
             "\":::\" is not a valid IPv6 address."
+        );
+    }
+
+    #[test]
+    fn unix_sockets_and_inherited_descriptors() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                ["ferrochat", "runserver"].iter().chain(args).copied(),
+            )
+            .expect("parse");
+            let crate::cli::Command::Runserver(args) = cli.command else {
+                panic!("runserver")
+            };
+            listen_on(&args)
+        };
+        assert_eq!(
+            parse(&["unix:/run/fc.sock", "--socket-mode", "660"]).ok(),
+            Some(ListenOn::Unix {
+                path: "/run/fc.sock".into(),
+                mode: Some(0o660)
+            })
+        );
+        assert_eq!(parse(&["--fd", "3"]).ok(), Some(ListenOn::Fd(3)));
+        assert!(parse(&["8000", "--socket-mode", "660"]).is_err());
+        assert!(parse(&["unix:"]).is_err());
+        assert!(
+            crate::cli::Cli::try_parse_from(["ferrochat", "runserver", "--socket-mode", "999"])
+                .is_err()
+        );
+        assert!(
+            crate::cli::Cli::try_parse_from(["ferrochat", "runserver", "8000", "--fd", "3"])
+                .is_err()
         );
     }
 

@@ -112,6 +112,13 @@ impl Default for DbOptions {
     }
 }
 
+/// How many pooled connections are idle and in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub idle: usize,
+    pub in_use: usize,
+}
+
 /// A pool on the database the legacy Django app uses.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -238,6 +245,22 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// The pool's connections now, for `ferrochat_db_pool_connections`.
+    pub fn pool_connections(&self) -> PoolConnections {
+        let (open, idle) = match self {
+            Db::Sqlite(db) => {
+                let (open, in_use) = db.connections();
+                (open, open - in_use)
+            }
+            Db::Postgres(pool) => (pool.size() as usize, pool.num_idle()),
+            Db::MySql(pool) => (pool.size() as usize, pool.num_idle()),
+        };
+        PoolConnections {
+            idle,
+            in_use: open.saturating_sub(idle),
+        }
     }
 
     /// Django's `connection.vendor`: `sqlite`, `postgresql` or `mysql`.

@@ -203,6 +203,17 @@ pub async fn schema_state(db: &Db) -> Result<SchemaState, DbError> {
     Ok(inspection.state())
 }
 
+/// The `(app, name)` rows of `django_migrations` in id order, `None` when there is no such
+/// table (`MigrationRecorder.applied_migrations`, for `showmigrations`).
+pub async fn recorded_migrations(db: &Db) -> Result<Option<Vec<(String, String)>>, DbError> {
+    let inspection = match db {
+        Db::Sqlite(pool) => inspect_sqlite(&mut *pool.acquire().await?).await?,
+        Db::Postgres(pool) => inspect_pg(&mut *pool.acquire().await?).await?,
+        Db::MySql(pool) => inspect_mysql(&mut *pool.acquire().await?).await?,
+    };
+    Ok(inspection.recorded)
+}
+
 /// `ferrochat migrate`: on an empty database, create Django's schema, record the 19 migrations and
 /// insert the content types and permissions; on an up-to-date one, do nothing; refuse anything
 /// else without changing it. Concurrent runs are serialised by a database lock.

@@ -170,4 +170,27 @@ impl Db {
         }
         Ok(())
     }
+
+    /// `SessionStore.clear_expired()` (`manage.py clearsessions`):
+    /// `Session.objects.filter(expire_date__lt=now).delete()`; how many rows went.
+    pub async fn session_clear_expired(&self, now: &DateTime<Utc>) -> Result<u64, DbError> {
+        let deleted = match self {
+            Db::Sqlite(p) => sqlx::query("DELETE FROM django_session WHERE expire_date < ?")
+                .bind(to_sqlite(now))
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::Postgres(p) => sqlx::query("DELETE FROM django_session WHERE expire_date < $1")
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::MySql(p) => sqlx::query("DELETE FROM django_session WHERE expire_date < ?")
+                .bind(to_mysql(now))
+                .execute(p)
+                .await?
+                .rows_affected(),
+        };
+        Ok(deleted)
+    }
 }

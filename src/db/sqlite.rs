@@ -107,6 +107,14 @@ impl SqliteDb {
         })
     }
 
+    /// Connections open now, and how many of them are checked out.
+    pub fn connections(&self) -> (usize, usize) {
+        let open = self.inner.pool.size() as usize;
+        let max = self.options().get_max_connections() as usize;
+        let in_use = max.saturating_sub(self.inner.permits.available_permits());
+        (open.max(in_use), in_use)
+    }
+
     /// The options of sqlx's pool underneath (its limits: `get_max_connections()`).
     pub fn options(&self) -> &PoolOptions<Sqlite> {
         self.inner.pool.options()

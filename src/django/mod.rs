@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod dateformat;
 pub mod dates;
+pub mod deploy_checks;
 pub mod email;
 pub mod hashers;
 pub mod hosts;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::django::room_name::RoomName;
+use crate::ops::metrics::metrics;
 
 /// Frames a socket may fall behind its room before it is disconnected.
 pub const DEFAULT_SOCKET_QUEUE: usize = 4096;
@@ -250,7 +251,10 @@ impl Hub {
             Some(entry) => Arc::clone(&entry.log),
             None => return 0,
         };
-        lock(&log).push(frame, self.queue)
+        let reached = lock(&log).push(frame, self.queue);
+        // Once per fan-out, never per socket.
+        metrics().deliveries.inc_by(reached as u64);
+        reached
     }
 
     /// Whether `room` has at least one local socket now.
@@ -261,6 +265,11 @@ impl Hub {
     /// The rooms with at least one local socket (the layer re-registers these after a reconnect).
     pub fn open_rooms(&self) -> Vec<RoomName> {
         self.rooms().keys().cloned().collect()
+    }
+
+    /// Rooms with at least one local socket.
+    pub fn room_count(&self) -> usize {
+        self.rooms().len()
     }
 
     pub fn socket_count(&self) -> usize {

@@ -1,6 +1,7 @@
 //! The in-process channel layer (`channels.layers.InMemoryChannelLayer`'s role): one node, and a
 //! room message goes straight to the local hub, serialized once and shared by every socket.
 
+use crate::ops::metrics::metrics;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -48,6 +49,10 @@ impl ChannelLayer for MemoryLayer {
         event: &'a ChatEvent,
     ) -> BoxFuture<'a, Result<(), LayerError>> {
         Box::pin(async move {
+            // In-process, each message is sent and received at once.
+            let m = metrics();
+            m.channel_layer_sent.inc();
+            m.channel_layer_received.inc();
             // One serialization; every socket's queue holds a reference to the same bytes.
             let reached = self.hub.deliver(room, Utf8Bytes::from(event.to_frame()));
             tracing::trace!(room = %room, reached, "delivered");

@@ -41,6 +41,7 @@ use super::hub::{Hub, RoomChange};
 use super::{ChannelLayer, LayerError, LayerKind, LayerStatus};
 use crate::django::chat_json::ChatEvent;
 use crate::django::room_name::RoomName;
+use crate::ops::metrics::metrics;
 
 /// Longest wait for one connection attempt at startup (all hosts).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,7 +71,12 @@ const EVENT_QUEUE: usize = 1024;
 /// address, so it is the same after a restart, differs between processes of one host (they
 /// cannot listen on the same address) and between hosts, and is 18 characters long.
 pub fn default_node_id(addr: &SocketAddr) -> NodeId {
-    NodeId::derive(&format!("{}|{addr}", host_name()))
+    node_id_for(&addr.to_string())
+}
+
+/// The default node id of a server listening on `place` (an address, `unix:/path`).
+pub fn node_id_for(place: &str) -> NodeId {
+    NodeId::derive(&format!("{}|{place}", host_name()))
 }
 
 /// A node id for a server with no stable address (tests, port 0): random, so two such servers
@@ -218,10 +224,16 @@ impl RedisLayer {
     ) -> Result<(), LayerError> {
         let group = Shared::group(room)?;
         let value = wire::event_to_value(event);
-        bounded(client.group_send_except(&group, &value, Some(&self.shared.own_queue)))
+        let sent = bounded(client.group_send_except(&group, &value, Some(&self.shared.own_queue)))
             .await
             .map(drop)
-            .map_err(LayerError::NotBroadcast)
+            .map_err(LayerError::NotBroadcast);
+        let m = metrics();
+        match sent {
+            Ok(()) => m.channel_layer_sent.inc(),
+            Err(_) => m.channel_layer_errors.inc(),
+        };
+        sent
     }
 }
 
@@ -301,11 +313,13 @@ impl ChannelLayer for RedisLayer {
             let shared = &self.shared;
             let Some(client) = shared.connected() else {
                 shared.local_only.fetch_add(1, Ordering::Relaxed);
+                metrics().channel_layer_errors.inc();
                 return Ok(());
             };
             if shared.is_down(client.shard_of(&room.group())) {
                 // Reported when the host went away; the count is logged when it is back.
                 shared.local_only.fetch_add(1, Ordering::Relaxed);
+                metrics().channel_layer_errors.inc();
                 return Ok(());
             }
             self.broadcast(client, room, event).await
@@ -374,9 +388,11 @@ async fn connect_and_receive(
         };
         match event {
             ReceiverEvent::Message { channel, message } => {
+                metrics().channel_layer_received.inc();
                 deliver(&shared, &hub, &control, &channel, &message);
             }
             ReceiverEvent::Disconnected { host, error } => {
+                metrics().channel_layer_errors.inc();
                 let first = {
                     let mut down = lock(&shared.down);
                     let first = down.is_empty();
@@ -438,6 +454,7 @@ async fn connect(shared: &Shared) -> Option<ChannelsRedis> {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
         };
+        metrics().channel_layer_errors.inc();
         let delay = CONNECT_BACKOFF[(attempt - 1).min(CONNECT_BACKOFF.len() - 1)];
         tracing::warn!(
             "channel layer: cannot reach Redis (attempt {attempt}): {cause}; retrying in \
@@ -563,6 +580,7 @@ impl Memberships {
             }
             Err(e) => {
                 tracing::warn!(room = %room, "channel layer: group_add failed: {e}; retrying");
+                metrics().channel_layer_errors.inc();
                 self.resync = true;
                 self.shared.resync_pending.store(true, Ordering::Relaxed);
             }
@@ -585,6 +603,7 @@ impl Memberships {
             }
             Err(e) => {
                 tracing::warn!(room = %room, "channel layer: group_discard failed: {e}; retrying");
+                metrics().channel_layer_errors.inc();
                 self.pending_discards.insert(room.clone());
             }
         }

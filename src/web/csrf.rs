@@ -13,6 +13,7 @@ use crate::django::csrf::{
 };
 
 use super::host::allowed_host;
+use super::proxy::is_secure;
 use super::{AppState, app_state};
 
 /// This request's CSRF state (`request.META["CSRF_COOKIE"]` and `CSRF_COOKIE_NEEDS_UPDATE`).
@@ -50,6 +51,7 @@ pub async fn csrf_hoop(
         return;
     };
     let cookie = req.cookie(CSRF_COOKIE_NAME).map(|c| c.value().to_owned());
+    let cookie_secure = state.settings.ops.tls_proxy.csrf_cookie_secure;
     // process_request: a malformed cookie is replaced by a new secret.
     let csrf = match cookie.as_deref().map(secret_from_cookie) {
         None => CsrfState::default(),
@@ -64,12 +66,12 @@ pub async fn csrf_hoop(
     };
 
     if !is_safe_method(req.method())
-        && let Err(reason) = check_request(&state, req, cookie.as_deref()).await
+        && let Err(reason) = check_request(&state, req, cookie.as_deref(), is_secure(depot)).await
     {
         tracing::warn!(target: "django.security.csrf", "Forbidden ({reason}): {}", req.uri().path());
         reject(res, &reason, state.settings.debug);
         if csrf.needs_update {
-            set_cookie(res, &csrf);
+            set_cookie(res, &csrf, cookie_secure);
         }
         ctrl.skip_rest();
         return;
@@ -80,7 +82,7 @@ pub async fn csrf_hoop(
     if let Ok(csrf) = depot.remove_typed::<CsrfState>()
         && csrf.needs_update
     {
-        set_cookie(res, &csrf);
+        set_cookie(res, &csrf, cookie_secure);
     }
 }
 
@@ -96,6 +98,7 @@ async fn check_request(
     state: &AppState,
     req: &mut Request,
     cookie: Option<&str>,
+    is_secure: bool,
 ) -> Result<(), String> {
     let settings = &state.settings;
     let good_host = allowed_host(req, &settings.allowed_hosts, settings.debug);
@@ -113,9 +116,8 @@ async fn check_request(
         (header("origin"), header("referer"), header(CSRF_HEADER));
     let request = CsrfRequest {
         good_host: good_host.as_deref(),
-        // ferrochat speaks plain HTTP; behind a TLS proxy the Origin header (sent by every
-        // current browser on a form POST) is what gets checked.
-        is_secure: false,
+        // `request.is_secure()`: what the proxy settings make of this request.
+        is_secure,
         origin: origin.as_deref(),
         referer: referer.as_deref(),
         cookie,
@@ -134,8 +136,9 @@ fn reject(res: &mut Response, reason: &str, debug: bool) {
     let _ = res.write_body(csrf::csrf_failure_body(reason, debug));
 }
 
-/// `csrftoken=<secret>; expires=…; Max-Age=31449600; Path=/; SameSite=Lax` plus `Vary: Cookie`.
-fn set_cookie(res: &mut Response, csrf: &CsrfState) {
+/// `csrftoken=<secret>; expires=…; Max-Age=31449600; Path=/; SameSite=Lax` (`; Secure` with
+/// `CSRF_COOKIE_SECURE`) plus `Vary: Cookie`.
+fn set_cookie(res: &mut Response, csrf: &CsrfState, secure: bool) {
     let Some(secret) = csrf.secret.clone() else {
         return;
     };
@@ -145,6 +148,7 @@ fn set_cookie(res: &mut Response, csrf: &CsrfState) {
         .same_site(SameSite::Lax)
         .max_age(age)
         .expires(salvo::http::cookie::time::OffsetDateTime::now_utc() + age)
+        .secure(secure)
         .build();
     res.add_cookie(cookie);
     res.headers_mut()

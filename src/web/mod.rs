@@ -4,12 +4,17 @@
 //! order of the legacy `MIDDLEWARE`; every response gets the security headers Django's
 //! `SecurityMiddleware` and `XFrameOptionsMiddleware` add.
 
+pub mod access;
 pub mod csrf;
 pub mod errors;
 pub mod forms;
 pub mod health;
 pub mod host;
+pub mod limits;
+pub mod listen;
+pub mod metrics;
 pub mod pages;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod static_files;
@@ -53,12 +58,16 @@ pub struct AppState {
     /// Every open socket. salvo's graceful stop cannot see upgraded connections, so shutdown
     /// waits for these itself.
     pub sockets: TaskTracker,
+    /// Open sockets per process and per user, against their limits.
+    pub connections: limits::Connections,
 }
 
 /// The whole HTTP service: global hoops, routes and Django's error pages.
 pub fn service(state: Arc<AppState>) -> Service {
     Service::new(router())
+        .hoop(access::access_log)
         .hoop(InjectState(state))
+        .hoop(proxy::forwarded)
         .hoop(security_headers)
         .hoop(limit_body)
         .catcher(Catcher::default().hoop(errors::error_pages))

@@ -13,11 +13,13 @@ use crate::db::users::{NewUser, User};
 use crate::django::dates::http_date;
 use crate::django::http::{quote, url_has_allowed_host_and_scheme};
 use crate::django::room_name::RoomName;
+use crate::ops::metrics::metrics;
 
 use super::csrf::CsrfState;
 use super::errors::{method_not_allowed, not_found, server_error};
 use super::forms::{AuthenticationForm, DjangoValidators, RoomForm, UserCreationForm};
 use super::host::allowed_host;
+use super::proxy::is_secure;
 use super::session::{self, CurrentUser, FallbackKeys, Session};
 use super::templates::{
     ChatMessageContext, IndexPage, LoginPage, Page, RoomPage, SignupPage, UserContext,
@@ -149,8 +151,9 @@ async fn form_field(req: &mut Request, name: &str) -> Option<String> {
     req.form::<String>(name).await
 }
 
-/// `RedirectURLMixin.get_redirect_url`: `next` from the POST, else the query, when it is safe.
-async fn safe_next(req: &mut Request, state: &AppState) -> String {
+/// `RedirectURLMixin.get_redirect_url`: `next` from the POST, else the query, when it is safe
+/// (on a secure request, only an `https` URL: `require_https=request.is_secure()`).
+async fn safe_next(req: &mut Request, state: &AppState, secure: bool) -> String {
     let mut next = None;
     if req.method() == Method::POST {
         next = form_field(req, "next").await.filter(|n| !n.is_empty());
@@ -164,7 +167,7 @@ async fn safe_next(req: &mut Request, state: &AppState) -> String {
     let Some(host) = allowed_host(req, &state.settings.allowed_hosts, state.settings.debug) else {
         return String::new();
     };
-    if url_has_allowed_host_and_scheme(&next, &[host.as_str()], false) {
+    if url_has_allowed_host_and_scheme(&next, &[host.as_str()], secure) {
         next
     } else {
         String::new()
@@ -267,13 +270,21 @@ pub async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
         let Ctx { state } = ctx(depot)?;
         never_cache(res);
-        let next = safe_next(req, &state).await;
+        let next = safe_next(req, &state, is_secure(depot)).await;
         let form = if req.method() == Method::POST {
             let username = form_field(req, "username").await;
             let password = form_field(req, "password").await;
             let mut form = AuthenticationForm::bind(username.as_deref(), password.as_deref());
             if let Some((username, password)) = form.credentials() {
-                match auth::authenticate(&state.db, &state.hasher, username, password).await? {
+                let user = auth::authenticate(&state.db, &state.hasher, username, password).await?;
+                let m = metrics();
+                let outcome = if user.is_some() {
+                    &m.logins_ok
+                } else {
+                    &m.logins_failed
+                };
+                outcome.inc();
+                match user {
                     Some(user) => {
                         log_in(&state, depot, user).await?;
                         let to = if next.is_empty() {
@@ -314,7 +325,7 @@ pub async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             return Ok(());
         }
         let Ctx { state } = ctx(depot)?;
-        let next = safe_next(req, &state).await;
+        let next = safe_next(req, &state, is_secure(depot)).await;
         let session = depot
             .get_typed_mut::<Session>()
             .map_err(|_| PageError::State("session"))?;

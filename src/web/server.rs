@@ -25,6 +25,8 @@ use crate::layer::{self, LayerError};
 use crate::auth::PasswordHasher;
 use crate::django::sessions::SessionSigner;
 
+use super::limits::Connections;
+use super::listen::{self, Bound, ListenOn};
 use super::templates::{TemplateError, Templates};
 use super::{AppState, service, static_files::StaticFiles};
 
@@ -48,6 +50,8 @@ pub enum ServeError {
     Schema(String),
     #[error("cannot listen on {addr}: {cause}")]
     Bind { addr: SocketAddr, cause: String },
+    #[error("cannot listen on {on}: {cause}")]
+    Listen { on: String, cause: String },
 }
 
 /// Everything `runserver` needs before it accepts a connection, so tests can build the same app.
@@ -84,7 +88,12 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         shutdown: CancellationToken::new(),
         ping_interval: settings.limits.ws_ping_interval,
         ping_timeout: settings.limits.ws_ping_timeout,
+        ws_rate: settings.ops.ws_rate,
     });
+    let connections = Connections::new(
+        settings.ops.max_connections,
+        settings.ops.max_connections_per_user,
+    );
     let static_files = StaticFiles::new(settings.static_dir.as_deref());
     let templates = Templates::load(settings.templates_dir.as_deref())?;
     let session_signer = SessionSigner::new(&settings.secret_key, &settings.secret_key_fallbacks);
@@ -99,6 +108,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         hub,
         chat,
         sockets: TaskTracker::new(),
+        connections,
     }))
 }
 
@@ -142,35 +152,59 @@ async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
     }
 }
 
-/// Binds `addr` and serves until a shutdown signal.
-pub async fn run(mut settings: Settings, addr: SocketAddr) -> Result<(), ServeError> {
+/// Binds (or adopts) the listener and serves until a shutdown signal.
+pub async fn run(mut settings: Settings, on: ListenOn) -> Result<(), ServeError> {
+    // Bound first: the node id derives from where it listens, and a port in use fails
+    // before any database work.
+    let bound = listen::bind(&on).await.map_err(|e| ServeError::Listen {
+        on: describe(&on),
+        cause: e.to_string(),
+    })?;
     // The channel layer's node id: from the host name and this address unless set, so a
     // restarted server takes its own place again (and an ephemeral port gets a random one).
-    if settings.node_id.is_none() && addr.port() != 0 {
-        settings.node_id = Some(layer::redis::default_node_id(&addr));
+    if settings.node_id.is_none() {
+        settings.node_id = match (&on, bound.tcp_addr()) {
+            (ListenOn::Tcp(addr), _) if addr.port() == 0 => None,
+            (_, Some(addr)) => Some(layer::redis::default_node_id(&addr)),
+            (ListenOn::Unix { path, .. }, None) => Some(layer::redis::node_id_for(&format!(
+                "unix:{}",
+                path.display()
+            ))),
+            (_, None) => Some(layer::redis::node_id_for(&bound.describe())),
+        };
     }
+    let metrics_addr = settings.ops.metrics_addr;
     let state = build_state(settings).await?;
-    let acceptor = TcpListener::new(addr)
-        .try_bind()
-        .await
-        .map_err(|e| ServeError::Bind {
-            addr,
-            cause: e.to_string(),
-        })?;
-    let local = acceptor
-        .holdings()
-        .first()
-        .and_then(|h| h.local_addr.clone().into_std())
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| addr.to_string());
+    if let Some(metrics_addr) = metrics_addr {
+        let acceptor = super::metrics::bind(metrics_addr)
+            .await
+            .map_err(|e| ServeError::Bind {
+                addr: metrics_addr,
+                cause: e.to_string(),
+            })?;
+        super::metrics::spawn(acceptor, state.clone());
+        tracing::info!("metrics at http://{metrics_addr}/metrics");
+    }
     println!(
-        "ferrochat {} with {} and the {} channel layer\nStarting server at http://{local}/\nQuit the server with CONTROL-C.",
+        "ferrochat {} with {} and the {} channel layer\nStarting server at {}\nQuit the server with CONTROL-C.",
         env!("CARGO_PKG_VERSION"),
         state.settings.database_url.redacted(),
         state.layer_kind.name(),
+        bound.describe(),
     );
-    serve(acceptor, state, shutdown_signal()).await;
+    match bound {
+        Bound::Tcp(acceptor) => serve(acceptor, state, shutdown_signal()).await,
+        Bound::Unix(acceptor) => serve(acceptor, state, shutdown_signal()).await,
+    }
     Ok(())
+}
+
+fn describe(on: &ListenOn) -> String {
+    match on {
+        ListenOn::Tcp(addr) => addr.to_string(),
+        ListenOn::Unix { path, .. } => format!("unix:{}", path.display()),
+        ListenOn::Fd(fd) => format!("descriptor {fd}"),
+    }
 }
 
 /// Serves on a bound acceptor until `shutdown` completes (a signal in production, a test's

@@ -322,14 +322,18 @@ async fn finish(
     if session.modified && !session.is_empty() && status_ok {
         session.save(&state.db, &state.session_signer).await?;
         if let Some(key) = session.key.clone() {
-            res.add_cookie(session_cookie(key));
+            res.add_cookie(session_cookie(
+                key,
+                state.settings.ops.tls_proxy.session_cookie_secure,
+            ));
         }
     }
     Ok(())
 }
 
-/// `sessionid=…; expires=…; HttpOnly; Max-Age=1209600; Path=/; SameSite=Lax` as Django sets it.
-fn session_cookie(key: String) -> Cookie<'static> {
+/// `sessionid=…; expires=…; HttpOnly; Max-Age=1209600; Path=/; SameSite=Lax` as Django sets it
+/// (`; Secure` with `SESSION_COOKIE_SECURE`).
+fn session_cookie(key: String, secure: bool) -> Cookie<'static> {
     let expires = salvo::http::cookie::time::OffsetDateTime::now_utc()
         + salvo::http::cookie::time::Duration::seconds(SESSION_COOKIE_AGE);
     Cookie::build((SESSION_COOKIE_NAME, key))
@@ -340,6 +344,7 @@ fn session_cookie(key: String) -> Cookie<'static> {
             SESSION_COOKIE_AGE,
         ))
         .expires(expires)
+        .secure(secure)
         .build()
 }
 

@@ -24,7 +24,9 @@ use crate::chat::consumer::{self, Connection, MAX_CLIENT_FRAME};
 use crate::django::hosts::origin_allowed;
 use crate::django::http::unquote;
 use crate::django::room_name::RoomName;
+use crate::ops::metrics::{RejectReason, metrics};
 
+use super::limits::LimitHit;
 use super::session::{FallbackKeys, SESSION_COOKIE_NAME, Session, get_user};
 use super::{AppState, app_state, errors, host};
 
@@ -75,15 +77,26 @@ pub async fn chat_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
         state.settings.debug,
     ) {
         tracing::info!(origin = ?origin, path = req.uri().path(), "WebSocket rejected: Origin not allowed");
+        metrics().ws_rejected(RejectReason::Origin);
         return reject(res);
     }
     let Some(room) = match_route(req.uri().path()) else {
+        metrics().ws_rejected(RejectReason::Route);
         errors::not_found(res);
         return;
     };
     match accept(&state, req, res, room).await {
         Ok(()) => {}
-        Err(Refusal::Anonymous) => reject(res),
+        Err(Refusal::Anonymous) => {
+            metrics().ws_rejected(RejectReason::Auth);
+            reject(res);
+        }
+        Err(Refusal::Limit(hit)) => {
+            tracing::warn!(client = %req.remote_addr(), path = req.uri().path(), "WebSocket rejected: {hit}");
+            metrics().ws_rejected(RejectReason::Limit);
+            res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+            let _ = res.write_body(Vec::<u8>::new());
+        }
         Err(Refusal::Database(e)) => {
             tracing::error!(error = %e, "WebSocket handshake failed on the database");
             errors::server_error(res);
@@ -99,6 +112,8 @@ pub async fn chat_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
 enum Refusal {
     #[error("no logged-in user")]
     Anonymous,
+    #[error(transparent)]
+    Limit(#[from] LimitHit),
     #[error(transparent)]
     Database(#[from] crate::db::DbError),
     #[error("{0}")]
@@ -119,19 +134,21 @@ async fn accept(
     let Some(user) = get_user(state, &mut session, FallbackKeys::Ignore).await? else {
         return Err(Refusal::Anonymous);
     };
+    let slot = state.connections.acquire(user.id)?;
     let stored = state.db.room_get_or_create(room.as_str()).await?;
     // group_add before accept(), as the legacy consumer: nothing sent to the room after this
     // point is missed.
     let membership = state.hub.join(&room);
     // With Redis, the node's membership of the room's group (for its first local socket).
     state.chat.layer.joined(&room).await;
-    let peer = req.remote_addr().to_string();
+    let peer = super::access::client_addr(req);
     let conn = Connection {
         user_id: user.id,
         username: user.username,
         room_id: stored.id,
         membership,
         peer,
+        path: req.uri().path().to_owned(),
     };
     let ctx = state.chat.clone();
     // Counted until the socket task ends (or the upgrade fails and the closure is dropped):
@@ -140,6 +157,7 @@ async fn accept(
     WebSocketUpgrade::with_config(socket_config())
         .upgrade(req, res, move |ws| async move {
             consumer::run(ws, ctx, conn).await;
+            drop(slot);
             drop(tracked);
         })
         .await

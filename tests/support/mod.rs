@@ -38,6 +38,7 @@
 pub mod db;
 pub mod html;
 pub mod legacy;
+pub mod node;
 pub mod private;
 pub mod redis_env;
 pub mod schema;
