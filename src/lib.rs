@@ -10,6 +10,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `cli` | the manage.py-style commands (`main.rs` is a thin shell over it) |
+//! | `admin` | Django's admin at `/admin/`, mounted into `web` by `cli::runserver` |
 //! | `web` | the salvo app: routes, sessions, CSRF, pages, forms, templates, health, the `/ws/` handshake |
 //! | `config` | `Settings` from the environment, handing each module only its own settings type |
 //! | `auth` | `authenticate` and the password-hashing thread pool |
@@ -23,6 +24,8 @@
 
 // Blank lines keep rustfmt from sorting the list out of its order.
 pub mod cli;
+
+pub mod admin;
 
 pub mod web;
 
@@ -45,8 +48,8 @@ mod property_tests;
 
 /// The module list above, top to bottom.
 #[cfg(test)]
-const MODULE_ORDER: [&str; 9] = [
-    "cli", "web", "config", "auth", "chat", "layer", "db", "secret", "django",
+const MODULE_ORDER: [&str; 10] = [
+    "cli", "admin", "web", "config", "auth", "chat", "layer", "db", "secret", "django",
 ];
 
 #[cfg(test)]

@@ -88,6 +88,8 @@ enum End {
 
 const GOING_AWAY: End = End::Close(1001, "Server shutting down");
 const TOO_SLOW: End = End::Close(1008, "Too slow to read");
+/// The user was deactivated (in the admin): their session no longer validates either.
+const ACCOUNT_DISABLED: End = End::Close(1008, "Account disabled");
 
 /// Messages of one socket that may await their save at once; at this many the socket stops
 /// reading its client (TCP pushes back) until the oldest is saved. The legacy consumer handles
@@ -199,10 +201,13 @@ async fn serve(
     let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
     // Reused for every batch: no allocation per wake-up once it has grown.
     let mut batch: Vec<Utf8Bytes> = Vec::new();
+    let kicked = membership.kicked(author.user_id);
+    tokio::pin!(kicked);
     loop {
         tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => return GOING_AWAY,
+            () = &mut kicked => return ACCOUNT_DISABLED,
             taken = membership.next_batch(MAX_BATCH, &mut batch) => {
                 if taken.is_err() {
                     return TOO_SLOW;

@@ -150,7 +150,7 @@ async fn form_field(req: &mut Request, name: &str) -> Option<String> {
 }
 
 /// `RedirectURLMixin.get_redirect_url`: `next` from the POST, else the query, when it is safe.
-async fn safe_next(req: &mut Request, state: &AppState) -> String {
+pub async fn safe_next(req: &mut Request, state: &AppState) -> String {
     let mut next = None;
     if req.method() == Method::POST {
         next = form_field(req, "next").await.filter(|n| !n.is_empty());

@@ -138,8 +138,13 @@ async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
     }
 }
 
-/// Binds `addr` and serves until a shutdown signal.
-pub async fn run(mut settings: Settings, addr: SocketAddr) -> Result<(), ServeError> {
+/// Binds `addr` and serves until a shutdown signal; `mounted` routes (the admin) are served
+/// among the pages.
+pub async fn run(
+    mut settings: Settings,
+    addr: SocketAddr,
+    mounted: Router,
+) -> Result<(), ServeError> {
     // The channel layer's node id: from the host name and this address unless set, so a
     // restarted server takes its own place again (and an ephemeral port gets a random one).
     if settings.node_id.is_none() && addr.port() != 0 {
@@ -165,14 +170,14 @@ pub async fn run(mut settings: Settings, addr: SocketAddr) -> Result<(), ServeEr
         state.settings.database_url.redacted(),
         state.layer_kind.name(),
     );
-    serve(acceptor, state, shutdown_signal()).await;
+    serve(acceptor, state, mounted, shutdown_signal()).await;
     Ok(())
 }
 
 /// Serves on a bound acceptor until `shutdown` completes (a signal in production, a test's
 /// trigger in tests). Then: stop accepting, let requests in flight finish, close every
 /// WebSocket with 1001 after the frames already queued for it, and leave the channel layer.
-pub async fn serve<A, S>(acceptor: A, state: Arc<AppState>, shutdown: S)
+pub async fn serve<A, S>(acceptor: A, state: Arc<AppState>, mounted: Router, shutdown: S)
 where
     A: Acceptor + Send + 'static,
     S: std::future::Future<Output = ()> + Send + 'static,
@@ -190,7 +195,7 @@ where
         handle.stop_graceful(SHUTDOWN_GRACE);
         sockets_shutdown.cancel();
     });
-    if let Err(e) = server.try_serve(service(state.clone())).await {
+    if let Err(e) = server.try_serve(service(state.clone(), mounted)).await {
         tracing::error!(error = %e, "server stopped with an error");
     }
     // salvo is done with HTTP; upgraded sockets are ours to close (also when salvo stopped on
