@@ -485,3 +485,88 @@ async fn deactivation_and_password_set_end_sessions() {
     assert_eq!(rows[1].3, r#"[{"changed": {"fields": ["Active"]}}]"#);
     ferro.stop().await;
 }
+
+/// Two ferrochat nodes on one Redis: a user deactivated in one node's admin loses the socket
+/// open on the other node (the ferrochat-only disconnect notice).
+#[tokio::test]
+async fn deactivation_closes_sockets_on_other_nodes() {
+    use support::redis_env::{Space, node_id};
+    let tdb = TestDb::sqlite();
+    let space = Space::new();
+    let start = |node: String| {
+        let env = space.ferrochat_env(&node);
+        let tdb = &tdb;
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            TestServer::start(tdb, &pairs).await
+        }
+    };
+    let a = start(node_id("adm-a")).await;
+    let b = start(node_id("adm-b")).await;
+    let db = a.state.db.clone();
+    user(&db, "boss", true, true).await;
+    let alice = user(&db, "alice", false, false).await;
+
+    // Both nodes listen for notices before anyone is deactivated.
+    let channel = format!("{}:ferrochat:disconnect", space_prefix(&space));
+    let mut conn = space.conn().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .expect("PUBSUB NUMSUB");
+        if subscribers >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the nodes never subscribed to {channel}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let member = Client::new();
+    assert_eq!(
+        member.login(&b.url(""), "alice", PASSWORD).await.status,
+        302
+    );
+    let key = member.cookie(&b.url(""), "sessionid").expect("a session");
+    let mut socket = support::ws::connect(&support::ws::room_url(&b, "lobby"), &key).await;
+
+    let (boss, _) = admin_login(&a.url(""), "boss").await;
+    let url = a.url(&format!("/admin/auth/user/{alice}/change/"));
+    let saved = post_form(
+        &boss,
+        &url,
+        &[
+            ("username", "alice"),
+            ("email", ""),
+            ("first_name", ""),
+            ("last_name", ""),
+            ("_save", "Save"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, 302, "{}", saved.body);
+    assert_eq!(
+        socket.expect_close().await,
+        1008,
+        "the socket on the other node closes"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The key prefix a test space gives ferrochat (`FERROCHAT_REDIS_PREFIX`, default `asgi`).
+fn space_prefix(space: &support::redis_env::Space) -> String {
+    space
+        .ferrochat_env("x")
+        .into_iter()
+        .find(|(k, _)| k == "FERROCHAT_REDIS_PREFIX")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| "asgi".to_owned())
+}
