@@ -346,6 +346,68 @@ async fn histories_cross_over(tdb: TestDb) {
             String::new()
         )
     );
+
+    // A group with permissions, added on one admin and changed on the other, both ways.
+    let perm = |codename: &'static str| {
+        let db = db.clone();
+        async move {
+            let mut sql = Sql::new(r#"SELECT "id" FROM "auth_permission" WHERE "codename" = ?"#);
+            sql.bind(codename);
+            db.fetch_int(&sql).await.expect("permission id").to_string()
+        }
+    };
+    let (view, delete) = (perm("view_message").await, perm("delete_message").await);
+    for (first, first_base, second, second_base, name) in [
+        (&fc, &f, &dc, &d, "ferro-mods"),
+        (&dc, &d, &fc, &f, "django-mods"),
+    ] {
+        let added = post_form(
+            first,
+            &format!("{first_base}/admin/auth/group/add/"),
+            &[("name", name), ("permissions", &view), ("_save", "Save")],
+        )
+        .await;
+        assert_eq!(added.status, 302, "{first_base}: {}", added.body);
+        let mut sql = Sql::new(r#"SELECT "id" FROM "auth_group" WHERE "name" = ?"#);
+        sql.bind(name);
+        let id = db.fetch_int(&sql).await.expect("group id");
+        let changed = post_form(
+            second,
+            &format!("{second_base}/admin/auth/group/{id}/change/"),
+            &[
+                ("name", name),
+                ("permissions", &view),
+                ("permissions", &delete),
+                ("_save", "Save"),
+            ],
+        )
+        .await;
+        assert_eq!(changed.status, 302, "{second_base}: {}", changed.body);
+        let rows = log_rows(&db).await;
+        let n = rows.len();
+        assert_eq!(
+            rows[n - 2],
+            (
+                id.to_string(),
+                name.to_owned(),
+                1,
+                r#"[{"added": {}}]"#.to_owned()
+            )
+        );
+        assert_eq!(
+            rows[n - 1],
+            (
+                id.to_string(),
+                name.to_owned(),
+                2,
+                r#"[{"changed": {"fields": ["Permissions"]}}]"#.to_owned()
+            )
+        );
+        let mut sql =
+            Sql::new(r#"SELECT COUNT(*) FROM "auth_group_permissions" WHERE "group_id" = ?"#);
+        sql.bind(id);
+        assert_eq!(db.fetch_int(&sql).await.expect("group permissions"), 2);
+    }
     ferro.stop().await;
 }
 
