@@ -632,3 +632,49 @@ fn space_prefix(space: &support::redis_env::Space) -> String {
         .map(|(_, v)| v)
         .unwrap_or_else(|| "asgi".to_owned())
 }
+
+/// Pages of 100 (`?p=`, 1-based as in Django 5), and a staff user with only the view
+/// permission gets a read-only form without the delete action.
+#[tokio::test]
+async fn pages_of_a_hundred_and_read_only_forms() {
+    let tdb = TestDb::sqlite();
+    let ferro = TestServer::start(&tdb, &[]).await;
+    let db = ferro.state.db.clone();
+    let viewer = user(&db, "viewer", true, false).await;
+    grant(&db, viewer, "view_room").await;
+    for i in 0..150 {
+        room(&db, &format!("room-{i:03}")).await;
+    }
+    let (client, _) = admin_login(&ferro.url(""), "viewer").await;
+    let first = client.get(&ferro.url("/admin/chatapp/room/")).await;
+    assert_eq!(first.status, 200);
+    // Newest first (`-pk`): room-149 … room-050 on page 1.
+    assert!(first.body.contains("room-149") && first.body.contains("room-050"));
+    assert!(!first.body.contains("room-049"), "{}", first.body);
+    assert!(first.body.contains("150 rooms"));
+    assert!(
+        !first.body.contains("delete_selected"),
+        "no action without the delete permission"
+    );
+    let second = client.get(&ferro.url("/admin/chatapp/room/?p=2")).await;
+    assert!(second.body.contains("room-049") && second.body.contains("room-000"));
+    assert!(!second.body.contains("room-050"), "{}", second.body);
+    let form = client
+        .get(&ferro.url("/admin/chatapp/room/1/change/"))
+        .await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains("View room") && !form.body.contains("name=\"_save\""),
+        "{}",
+        form.body
+    );
+    let token = form.csrf_token();
+    let post = client
+        .post(
+            &ferro.url("/admin/chatapp/room/1/change/"),
+            &[("csrfmiddlewaretoken", token.as_str()), ("name", "x")],
+        )
+        .await;
+    assert_eq!(post.status, 403);
+    ferro.stop().await;
+}
