@@ -10,6 +10,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `cli` | the manage.py-style commands (`main.rs` is a thin shell over it) |
+//! | `admin` | Django's admin at `/admin/`, mounted into `web` by `cli::runserver` |
 //! | `web` | the salvo app: routes, sessions, CSRF, pages, forms, templates, health, the `/ws/` handshake |
 //! | `config` | `Settings` from the environment, handing each module only its own settings type |
 //! | `auth` | `authenticate` and the password-hashing thread pool |
@@ -25,6 +26,8 @@
 
 // Blank lines keep rustfmt from sorting the list out of its order.
 pub mod cli;
+
+pub mod admin;
 
 pub mod web;
 
@@ -50,8 +53,9 @@ mod property_tests;
 
 /// The module list above, top to bottom.
 #[cfg(test)]
-const MODULE_ORDER: [&str; 11] = [
-    "cli", "web", "config", "auth", "chat", "layer", "db", "ops", "tls", "secret", "django",
+const MODULE_ORDER: [&str; 12] = [
+    "cli", "admin", "web", "config", "auth", "chat", "layer", "db", "ops", "tls", "secret",
+    "django",
 ];
 
 #[cfg(test)]

@@ -126,3 +126,73 @@ async fn two_people_chat_in_chromium_with_the_legacy_frontend() {
         "the page never asked the server to stop\n{report}"
     );
 }
+
+/// A moderator works through ferrochat's admin in Chromium (`tests/browser/admin.test.mjs`):
+/// staff login, search, delete with confirmation, deactivation logging the author out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_cleans_up_through_the_admin_in_chromium() {
+    let browser_dir = repo_root().join("tests/browser");
+    assert!(Path::new(CHROMIUM).is_file(), "{CHROMIUM} is missing");
+    assert!(
+        browser_dir
+            .join("node_modules/playwright-core/package.json")
+            .is_file(),
+        "tests/browser/node_modules is missing: run `npm ci` in tests/browser"
+    );
+    let artifacts = repo_root().join("target/artifacts");
+    let db = TestDb::sqlite();
+    let server = TestServer::start(&db, &[]).await;
+    for (username, staff) in [("moderator", true), ("carol", false)] {
+        server
+            .state
+            .db
+            .create_user(NewUser {
+                username: Username::parse(username).expect("valid username"),
+                email: String::new(),
+                password_hash: make_password_with(PASSWORD, "browserSALTbrowserSALT", 1000),
+                is_staff: staff,
+                is_superuser: false,
+            })
+            .await
+            .expect("create user");
+    }
+    // The moderator may see and delete messages and see and change users; nothing else.
+    support::db::exec(
+        &server.state.db,
+        "INSERT INTO auth_user_user_permissions (user_id, permission_id) SELECT u.id, p.id \
+         FROM auth_user u, auth_permission p WHERE u.username = 'moderator' AND p.codename IN \
+         ('view_message', 'delete_message', 'view_user', 'change_user')",
+    )
+    .await;
+    let node = tokio::process::Command::new("node")
+        .args(["--test", "admin.test.mjs"])
+        .current_dir(&browser_dir)
+        .env("FERROCHAT_URL", server.url(""))
+        .env("FERROCHAT_PASSWORD", PASSWORD)
+        .env("FERROCHAT_ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(Duration::from_secs(240), node).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("cannot run node (is Node.js installed?): {e}"),
+        Err(_) => panic!("the browser test did not finish within 240 s"),
+    };
+    let report = format!(
+        "--- node --test stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the admin browser test failed ({}):\n{report}",
+        out.status
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("# fail 0"),
+        "{report}"
+    );
+    server.stop().await;
+}

@@ -98,6 +98,9 @@ enum End {
 
 const GOING_AWAY: End = End::Close(1001, "Server shutting down");
 const TOO_SLOW: End = End::Close(1008, "Too slow to read");
+/// The user was deactivated (in the admin): their session no longer validates either.
+const ACCOUNT_DISABLED: End = End::Close(1008, "Account disabled");
+
 const TOO_FAST: End = End::Close(1008, "Message rate exceeded");
 
 impl End {
@@ -109,6 +112,7 @@ impl End {
             e if e == GOING_AWAY => CloseReason::Shutdown,
             e if e == TOO_SLOW => CloseReason::SlowReader,
             e if e == TOO_FAST => CloseReason::Limit,
+            e if e == ACCOUNT_DISABLED => CloseReason::Normal,
             End::Close(1009, _) => CloseReason::TooBig,
             End::Close(1007, _) => CloseReason::BadUtf8,
             End::Close(1011, _) => CloseReason::DbUnavailable,
@@ -270,10 +274,13 @@ async fn serve(
     // Reused for every batch: no allocation per wake-up once it has grown.
     let mut batch: Vec<Utf8Bytes> = Vec::new();
     let mut bucket = ctx.ws_rate.map(TokenBucket::new);
+    let kicked = membership.kicked(author.user_id);
+    tokio::pin!(kicked);
     loop {
         tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => return GOING_AWAY,
+            () = &mut kicked => return ACCOUNT_DISABLED,
             taken = membership.next_batch(MAX_BATCH, &mut batch) => {
                 if taken.is_err() {
                     return TOO_SLOW;

@@ -197,8 +197,9 @@ pub fn run(settings: Settings, args: RunserverArgs) -> Result<(), CommandError> 
         .enable_all()
         .build()
         .map_err(|e| CommandError::Error(format!("cannot start the runtime: {e}")))?;
+    let admin = crate::admin::router().map_err(|e| CommandError::Error(e.to_string()))?;
     runtime
-        .block_on(crate::web::server::run(settings, on))
+        .block_on(crate::web::server::run(settings, on, admin))
         // Django's runserver reports startup failures as "Error: …" and exits 1.
         .map_err(|e| CommandError::Error(e.to_string()))
 }

@@ -6,6 +6,7 @@
 //! same schema (`schema`), same datetime storage (`datetime`), same lookups (`users`).
 
 pub mod datetime;
+pub mod dynamic;
 pub mod messages;
 pub mod options;
 pub mod rooms;

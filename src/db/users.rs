@@ -210,7 +210,7 @@ impl From<MySqlRow> for User {
 
 /// `django/db/backends/base/operations.py: prep_for_like_query`, which SQLite and MySQL also
 /// apply to `iexact` values (PostgreSQL overrides it with the identity).
-fn prep_for_like_query(value: &str) -> String {
+pub fn prep_for_like_query(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('%', "\\%")

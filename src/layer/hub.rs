@@ -15,7 +15,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::django::room_name::RoomName;
@@ -23,6 +23,9 @@ use crate::ops::metrics::metrics;
 
 /// Frames a socket may fall behind its room before it is disconnected.
 pub const DEFAULT_SOCKET_QUEUE: usize = 4096;
+
+/// Disconnect requests a socket may not have looked at yet.
+const KICK_QUEUE: usize = 1024;
 
 /// Bytes of frames a socket may fall behind its room before it is disconnected, whatever their
 /// number: a few large frames must not pin megabytes per slow reader.
@@ -191,6 +194,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<RoomName, LocalRoom>>,
     queue: usize,
     changes: mpsc::UnboundedSender<RoomChange>,
+    /// Users whose sockets must close now (an account deactivated in the admin).
+    kicks: broadcast::Sender<i64>,
 }
 
 impl Hub {
@@ -202,6 +207,7 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             queue: queue.max(1),
             changes: tx,
+            kicks: broadcast::channel(KICK_QUEUE).0,
         };
         (Arc::new(hub), rx)
     }
@@ -272,6 +278,32 @@ impl Hub {
         self.rooms().len()
     }
 
+    /// Closes every local socket of these users.
+    pub fn disconnect_users(&self, user_ids: &[i64]) {
+        for id in user_ids {
+            // No receiver means no socket is open: nothing to close.
+            let _ = self.kicks.send(*id);
+        }
+    }
+
+    /// Resolves when `user_id`'s sockets must close; pending forever otherwise.
+    pub fn kicked(&self, user_id: i64) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.kicks.subscribe();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(id) if id == user_id => return,
+                    Ok(_) => {}
+                    // Only a burst of KICK_QUEUE deactivations between two polls gets here.
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "missed socket disconnect requests");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        }
+    }
+
     pub fn socket_count(&self) -> usize {
         self.rooms().values().map(|r| lock(&r.log).members).sum()
     }
@@ -286,6 +318,11 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// Resolves when this socket's user must be disconnected ([`Hub::disconnect_users`]).
+    pub fn kicked(&self, user_id: i64) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.hub.kicked(user_id)
+    }
+
     pub fn room(&self) -> &RoomName {
         &self.room
     }

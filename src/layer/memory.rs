@@ -60,6 +60,11 @@ impl ChannelLayer for MemoryLayer {
         })
     }
 
+    fn disconnect_users<'a>(&'a self, user_ids: &'a [i64]) -> BoxFuture<'a, ()> {
+        self.hub.disconnect_users(user_ids);
+        Box::pin(async {})
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }

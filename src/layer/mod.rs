@@ -58,6 +58,11 @@ pub trait ChannelLayer: Send + Sync + 'static {
         event: &'a ChatEvent,
     ) -> BoxFuture<'a, Result<(), LayerError>>;
 
+    /// Closes these users' sockets on every ferrochat node this layer reaches (an account
+    /// deactivated in the admin). Never a channels_redis group message: Daphne nodes keep
+    /// their sockets until they reconnect, as in the legacy app.
+    fn disconnect_users<'a>(&'a self, user_ids: &'a [i64]) -> BoxFuture<'a, ()>;
+
     /// Called once after every socket closed at shutdown (Redis: leave every group now rather
     /// than wait for the group expiry).
     fn shutdown(&self) -> BoxFuture<'_, ()>;

@@ -206,6 +206,7 @@ impl RedisLayer {
         let tasks = vec![
             tokio::spawn(memberships.run(changes, control_rx)),
             tokio::spawn(connect_and_receive(shared.clone(), hub.clone(), control)),
+            tokio::spawn(disconnect_listener(shared.clone(), hub.clone())),
         ];
         RedisLayer {
             hub,
@@ -326,6 +327,30 @@ impl ChannelLayer for RedisLayer {
         })
     }
 
+    fn disconnect_users<'a>(&'a self, user_ids: &'a [i64]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // This node at once, whatever Redis does; the others through the notice (this
+            // node gets it too: closing an already closed socket does nothing).
+            self.hub.disconnect_users(user_ids);
+            let Some(client) = self.shared.connected() else {
+                tracing::warn!(
+                    ?user_ids,
+                    "Redis not connected: sockets on other nodes stay open"
+                );
+                return;
+            };
+            let payload = user_ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let channel = disconnect_channel(&self.shared.config.prefix);
+            if let Err(e) = bounded(client.publish(&channel, &payload)).await {
+                tracing::warn!(error = %e, ?user_ids, "could not ask the other nodes to close the sockets");
+            }
+        })
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.shared.shutdown.cancel();
@@ -358,6 +383,57 @@ async fn bounded<T, E: std::fmt::Display>(
 }
 
 /// Connects (retrying until it works or the server stops), then receives until shutdown.
+/// The ferrochat-only pub/sub channel of disconnect notices: `<prefix>:ferrochat:disconnect`,
+/// beside channels_redis' keys but never one of them (pub/sub channels are not keys).
+fn disconnect_channel(prefix: &str) -> String {
+    format!("{prefix}:ferrochat:disconnect")
+}
+
+/// Closes the local sockets of the users other nodes name on the disconnect channel; resubscribes
+/// after a lost connection (a notice sent meanwhile is lost, as the sessions are already dead).
+async fn disconnect_listener(shared: Arc<Shared>, hub: Arc<Hub>) {
+    use futures_util::StreamExt;
+    let channel = disconnect_channel(&shared.config.prefix);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let Some(client) = shared.connected() else {
+                return Err("not connected yet".to_owned());
+            };
+            let mut pubsub = client
+                .first_host_client()
+                .get_async_pubsub()
+                .await
+                .map_err(|e| e.to_string())?;
+            pubsub
+                .subscribe(&channel)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut messages = pubsub.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                let ids: Vec<i64> = payload.split(',').filter_map(|i| i.parse().ok()).collect();
+                tracing::info!(?ids, "closing the sockets of deactivated users");
+                hub.disconnect_users(&ids);
+            }
+            Err::<(), String>("subscription ended".to_owned())
+        };
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            result = attempt => {
+                if let Err(cause) = result {
+                    tracing::debug!(%cause, "disconnect notices: resubscribing");
+                }
+            }
+        }
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 async fn connect_and_receive(
     shared: Arc<Shared>,
     hub: Arc<Hub>,

@@ -62,9 +62,10 @@ pub struct AppState {
     pub connections: limits::Connections,
 }
 
-/// The whole HTTP service: global hoops, routes and Django's error pages.
-pub fn service(state: Arc<AppState>) -> Service {
-    Service::new(router())
+/// The whole HTTP service: global hoops, routes and Django's error pages. `mounted` (the admin,
+/// which `web` does not import) is served among the pages, behind their hoops.
+pub fn service(state: Arc<AppState>, mounted: Router) -> Service {
+    Service::new(router(mounted))
         .hoop(access::access_log)
         .hoop(InjectState(state))
         .hoop(proxy::forwarded)
@@ -73,7 +74,7 @@ pub fn service(state: Arc<AppState>) -> Service {
         .catcher(Catcher::default().hoop(errors::error_pages))
 }
 
-fn router() -> Router {
+fn router(mounted: Router) -> Router {
     let pages = Router::new()
         .hoop(host::host_hoop)
         .hoop(append_slash)
@@ -96,7 +97,8 @@ fn router() -> Router {
             Router::with_path("signup")
                 .get(pages::signup)
                 .post(pages::signup),
-        );
+        )
+        .push(mounted);
     Router::new()
         .push(Router::with_path("healthz").get(health::healthz))
         .push(Router::with_path("ws/{**rest}").goal(ws::chat_socket))

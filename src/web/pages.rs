@@ -153,7 +153,7 @@ async fn form_field(req: &mut Request, name: &str) -> Option<String> {
 
 /// `RedirectURLMixin.get_redirect_url`: `next` from the POST, else the query, when it is safe
 /// (on a secure request, only an `https` URL: `require_https=request.is_secure()`).
-async fn safe_next(req: &mut Request, state: &AppState, secure: bool) -> String {
+pub async fn safe_next(req: &mut Request, state: &AppState, secure: bool) -> String {
     let mut next = None;
     if req.method() == Method::POST {
         next = form_field(req, "next").await.filter(|n| !n.is_empty());

@@ -152,8 +152,9 @@ async fn ensure_schema(db: &Db, url: &DatabaseUrl) -> Result<(), ServeError> {
     }
 }
 
-/// Binds (or adopts) the listener and serves until a shutdown signal.
-pub async fn run(mut settings: Settings, on: ListenOn) -> Result<(), ServeError> {
+/// Binds (or adopts) the listener and serves until a shutdown signal; `mounted` routes (the
+/// admin) are served among the pages.
+pub async fn run(mut settings: Settings, on: ListenOn, mounted: Router) -> Result<(), ServeError> {
     // Bound first: the node id derives from where it listens, and a port in use fails
     // before any database work.
     let bound = listen::bind(&on).await.map_err(|e| ServeError::Listen {
@@ -193,8 +194,8 @@ pub async fn run(mut settings: Settings, on: ListenOn) -> Result<(), ServeError>
         bound.describe(),
     );
     match bound {
-        Bound::Tcp(acceptor) => serve(acceptor, state, shutdown_signal()).await,
-        Bound::Unix(acceptor) => serve(acceptor, state, shutdown_signal()).await,
+        Bound::Tcp(acceptor) => serve(acceptor, state, mounted, shutdown_signal()).await,
+        Bound::Unix(acceptor) => serve(acceptor, state, mounted, shutdown_signal()).await,
     }
     Ok(())
 }
@@ -210,7 +211,7 @@ fn describe(on: &ListenOn) -> String {
 /// Serves on a bound acceptor until `shutdown` completes (a signal in production, a test's
 /// trigger in tests). Then: stop accepting, let requests in flight finish, close every
 /// WebSocket with 1001 after the frames already queued for it, and leave the channel layer.
-pub async fn serve<A, S>(acceptor: A, state: Arc<AppState>, shutdown: S)
+pub async fn serve<A, S>(acceptor: A, state: Arc<AppState>, mounted: Router, shutdown: S)
 where
     A: Acceptor + Send + 'static,
     S: std::future::Future<Output = ()> + Send + 'static,
@@ -228,7 +229,7 @@ where
         handle.stop_graceful(SHUTDOWN_GRACE);
         sockets_shutdown.cancel();
     });
-    if let Err(e) = server.try_serve(service(state.clone())).await {
+    if let Err(e) = server.try_serve(service(state.clone(), mounted)).await {
         tracing::error!(error = %e, "server stopped with an error");
     }
     // salvo is done with HTTP; upgraded sockets are ours to close (also when salvo stopped on

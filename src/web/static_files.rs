@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::app_state;
 
-/// The legacy `chatapp/static/chatapp/` files, as served at `/static/chatapp/…`.
+/// The legacy `chatapp/static/chatapp/` files, as served at `/static/chatapp/…`, and the admin's
+/// stylesheet at `/static/ferrochat/admin.css`.
 const EMBEDDED: &[(&str, &[u8])] = &[
     (
         "chatapp/room.js",
@@ -19,6 +20,11 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     (
         "chatapp/style.css",
         include_bytes!("../../static/chatapp/style.css"),
+    ),
+    // ferrochat's own: the admin's stylesheet.
+    (
+        "ferrochat/admin.css",
+        include_bytes!("../../static/ferrochat/admin.css"),
     ),
 ];
 

@@ -50,7 +50,8 @@ impl TestServer {
             .into_std()
             .expect("a TCP address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(acceptor, state.clone(), async move {
+        let admin = ferrochat::admin::router().expect("admin templates compile");
+        let task = tokio::spawn(serve(acceptor, state.clone(), admin, async move {
             let _ = stopped.await;
         }));
         TestServer {

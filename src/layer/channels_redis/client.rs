@@ -429,6 +429,25 @@ impl ChannelsRedis {
         }
     }
 
+    /// `PUBLISH channel payload` on the first host: ferrochat's own notices to its other nodes
+    /// (never a channels_redis key or group, which Daphne nodes read).
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), ChannelsRedisError> {
+        let mut conn = self.commands(0);
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(self.redis_error(0))
+    }
+
+    /// The first host's client (its current master), for a subscription to what
+    /// [`ChannelsRedis::publish`] sends.
+    pub fn first_host_client(&self) -> Client {
+        self.conn(0).client.clone()
+    }
+
     /// PING every host (health checks).
     pub async fn ping(&self) -> Result<(), ChannelsRedisError> {
         for index in 0..self.inner.shards.len() {
