@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use ferrochat::db::{DatabaseUrl, Db, schema};
+use support::node::closes_counted;
 use support::private::{Certs, PrivateMariaDb, PrivatePostgres};
 use support::redis_env::{eventually, health, random_hex};
 use support::server::free_port;
@@ -369,5 +370,6 @@ async fn a_permanent_error_is_not_held_the_socket_closes_with_1011() {
         other => panic!("expected the socket to close with 1011, got {other:?}"),
     }
     assert_eq!(health(&server.url("")).await["messages_held"], 0);
+    closes_counted("db_unavailable", 1.0).await;
     server.stop().await;
 }

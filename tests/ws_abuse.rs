@@ -8,6 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use support::node::closes_counted;
 use support::ws::{Event, Ws, connect, logged_in, origin_of, room_url};
 use support::{TestDb, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -249,6 +250,7 @@ async fn invalid_utf8_in_a_text_frame_is_closed_with_1007() {
     )))
     .await;
     assert_eq!(ws.expect_close().await, 1007);
+    closes_counted("bad_utf8", 2.0).await;
     assert_still_serving(server.addr, &key).await;
     server.stop().await;
 }
@@ -479,6 +481,7 @@ async fn a_reader_that_never_reads_is_disconnected_and_the_room_carries_on() {
         got < sent && sent - got <= 8 + 2 + 2,
         "the sloth got {got} of {sent}"
     );
+    closes_counted("slow_reader", 1.0).await;
     server.stop().await;
 }
 
@@ -517,6 +520,7 @@ async fn a_peer_that_answers_no_ping_is_dropped_and_a_live_one_is_kept() {
     live.say("alive").await;
     assert_eq!(live.next_json().await["message"], "alive");
     assert_eq!(dead.next_event().await, Event::Gone);
+    closes_counted("ping_timeout", 1.0).await;
     server.stop().await;
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use ferrochat::django::dates::isoformat;
+use support::node::{Scrape, closes_counted};
 use support::ws::{Event, connect, logged_in, origin_of, room_url, try_connect};
 use support::{Backend, TestDb, TestServer};
 use tokio_tungstenite::tungstenite::Message;
@@ -350,6 +351,11 @@ async fn shutdown_delivers_what_was_queued_then_closes_with_1001() {
     assert_eq!(bob.expect_close().await, 1001);
     assert_eq!(alice.expect_close().await, 1001);
     assert_eq!(bob.next_event().await, Event::Gone);
+    closes_counted("shutdown", 2.0).await;
+    assert_eq!(
+        Scrape::local().value("ferrochat_ws_closed_total{reason=\"normal\"}"),
+        0.0
+    );
 }
 
 /// Saving and the frame's id and timestamp on the server databases too.

@@ -130,7 +130,15 @@ impl Scrape {
     pub async fn get(url: String) -> Scrape {
         let resp = reqwest::get(url).await.expect("GET /metrics");
         assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.expect("metrics body");
+        Scrape::parse(resp.text().await.expect("metrics body"))
+    }
+
+    /// This test process's own registry: the metrics of the servers it runs in-process.
+    pub fn local() -> Scrape {
+        Scrape::parse(ferrochat::ops::metrics::metrics().encode())
+    }
+
+    fn parse(text: String) -> Scrape {
         let samples = text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -149,4 +157,16 @@ impl Scrape {
             .get(sample)
             .unwrap_or_else(|| panic!("no sample {sample} in:\n{}", self.text))
     }
+}
+
+/// Waits until `ferrochat_ws_closed_total{reason}` of this process's in-process servers reaches
+/// `count` (a socket's close is counted as its task ends, just after its close frame is sent).
+pub async fn closes_counted(reason: &str, count: f64) {
+    let sample = format!("ferrochat_ws_closed_total{{reason=\"{reason}\"}}");
+    super::redis_env::eventually(
+        std::time::Duration::from_secs(10),
+        &format!("{count} closes counted as {reason}"),
+        || async { Scrape::local().value(&sample) == count },
+    )
+    .await;
 }
