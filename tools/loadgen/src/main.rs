@@ -1170,6 +1170,10 @@ async fn run_step(
         if wall > 0.0 {
             summary.server_cpu_pct = Some(100.0 * (a.cpu - b.cpu) / wall);
         }
+        if summary.received > 0 {
+            summary.server_cpu_us_per_delivery =
+                Some(1e6 * (a.cpu - b.cpu) / summary.received as f64);
+        }
     }
     summary.server_rss_kib = servers_rss(pids);
     Ok(summary)

@@ -201,6 +201,7 @@ impl StepReport {
             login_p50_ms: ms(self.login_latency.quantile(0.50)),
             login_p99_ms: ms(self.login_latency.quantile(0.99)),
             server_cpu_pct: None,
+            server_cpu_us_per_delivery: None,
             server_rss_kib: None,
         }
     }
@@ -249,6 +250,10 @@ pub struct StepSummary {
     pub login_p50_ms: f64,
     pub login_p99_ms: f64,
     pub server_cpu_pct: Option<f64>,
+    /// CPU time of the server process(es) during the step per delivery received, in µs: what a
+    /// delivery costs, comparable between runs on a busy machine where throughput is not.
+    #[serde(default)]
+    pub server_cpu_us_per_delivery: Option<f64>,
     pub server_rss_kib: Option<u64>,
 }
 
@@ -444,7 +449,7 @@ impl Report {
         if !self.steps.is_empty() {
             let _ = writeln!(
                 o,
-                "{:>4} {:>9} {:>11} {:>9} {:>10} {:>10} {:>6} {:>4} {:>4} {:>11} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>7}",
+                "{:>4} {:>9} {:>11} {:>9} {:>10} {:>10} {:>6} {:>4} {:>4} {:>11} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>7} {:>10}",
                 "step",
                 "msgs/s",
                 "offered/s",
@@ -461,12 +466,13 @@ impl Report {
                 "max ms",
                 "lg cpu",
                 "srv cpu",
-                "logins/s"
+                "logins/s",
+                "srv µs/dlv"
             );
             for s in &self.steps {
                 let _ = writeln!(
                     o,
-                    "{:>4} {:>9.0} {:>11.0} {:>9} {:>10} {:>10} {:>6} {:>4} {:>4} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>5.0}% {:>6} {:>7.1}",
+                    "{:>4} {:>9.0} {:>11.0} {:>9} {:>10} {:>10} {:>6} {:>4} {:>4} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>5.0}% {:>6} {:>7.1} {:>10}",
                     s.step,
                     s.rate_msgs,
                     s.offered_deliveries_per_s,
@@ -484,6 +490,8 @@ impl Report {
                     s.loadgen_cpu_pct,
                     s.server_cpu_pct.map_or("-".into(), |p| format!("{p:.0}%")),
                     s.logins_per_s,
+                    s.server_cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2}")),
                 );
                 if s.disconnects + s.send_errors + s.late + s.foreign + s.extra + s.logins_failed
                     > 0
