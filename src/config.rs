@@ -10,6 +10,7 @@ use crate::db::url::{DatabaseUrl, DatabaseUrlError};
 use crate::django::settings::{env_bool, env_list};
 use crate::layer::ChannelLayerChoice;
 use crate::layer::channels_redis::{ChannelsRedisConfig, NodeId};
+use crate::layer::live::LiveSettings;
 use crate::ops::OpsSettings;
 
 /// The legacy app's literal development key: keeping it as our default means cookies issued by a
@@ -61,10 +62,41 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `FERROCHAT_STATIC_DIR`: served at `/static/` instead of the built-in legacy files.
     pub static_dir: Option<PathBuf>,
+    /// `FERROCHAT_FRONTEND`: which room page (and so which script) `/chat/<room>/` serves.
+    pub frontend: Frontend,
     /// Timers and queue sizes of the HTTP server and the WebSocket consumer (`FERROCHAT_*`).
     pub limits: Limits,
     /// Metrics, logs, proxies, TLS-proxy settings and connection limits (`ops::settings`).
     pub ops: OpsSettings,
+    /// `ferrochat.v1`: `FERROCHAT_CATCHUP_WINDOW`, `FERROCHAT_CATCHUP_MAX`,
+    /// `FERROCHAT_PRESENCE_TTL`.
+    pub live: LiveSettings,
+}
+
+/// The room page's frontend (`FERROCHAT_FRONTEND`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Frontend {
+    /// The legacy `room.html` and `static/chatapp/room.js`, byte-identical (the default).
+    #[default]
+    Legacy,
+    /// `live/room.html` and `static/ferrochat/live/live.js`: the `ferrochat.v1` protocol
+    /// (reconnect with catch-up, presence, typing), falling back to the legacy protocol.
+    Live,
+}
+
+impl Frontend {
+    fn from_var(value: Option<&str>) -> Result<Frontend, ConfigError> {
+        match value.map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(Frontend::Legacy),
+            Some(v) if v.is_empty() || v == "legacy" => Ok(Frontend::Legacy),
+            Some(v) if v == "live" => Ok(Frontend::Live),
+            Some(v) => Err(ConfigError::Choice {
+                var: "FERROCHAT_FRONTEND",
+                expected: "legacy, live",
+                got: v,
+            }),
+        }
+    }
 }
 
 /// ferrochat's own timers and queue sizes; each has an `FERROCHAT_*` variable (README).
@@ -200,6 +232,37 @@ fn with_file_secrets(
     Ok(resolved)
 }
 
+/// The `ferrochat.v1` settings (docs/protocol.md).
+fn live_settings(get: impl Fn(&str) -> Option<String>) -> Result<LiveSettings, ConfigError> {
+    let d = LiveSettings::default();
+    Ok(LiveSettings {
+        catchup_window: env_seconds(
+            "FERROCHAT_CATCHUP_WINDOW",
+            get("FERROCHAT_CATCHUP_WINDOW"),
+            d.catchup_window,
+        )?,
+        catchup_max: match get("FERROCHAT_CATCHUP_MAX").map(|v| v.trim().to_owned()) {
+            None => d.catchup_max,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "FERROCHAT_CATCHUP_MAX",
+                        message: format!(
+                            "expected a number of messages from 1 to 100000, got {v:?}"
+                        ),
+                    });
+                }
+            },
+        },
+        presence_ttl: env_seconds(
+            "FERROCHAT_PRESENCE_TTL",
+            get("FERROCHAT_PRESENCE_TTL"),
+            d.presence_ttl,
+        )?,
+    })
+}
+
 /// `FERROCHAT_DB_POOL_SIZE` (connections, 1 to 1000), `FERROCHAT_DB_CONNECT_TIMEOUT` (seconds)
 /// and the outage hold, `FERROCHAT_DB_OUTAGE_HOLD_SECS` / `FERROCHAT_DB_OUTAGE_HOLD_MESSAGES`.
 fn database_options(get: impl Fn(&str) -> Option<String>) -> Result<DbOptions, ConfigError> {
@@ -313,6 +376,7 @@ impl Settings {
         };
 
         let database = database_options(|name| get(name).map(str::to_owned))?;
+        let frontend = Frontend::from_var(get("FERROCHAT_FRONTEND"))?;
 
         Ok(Settings {
             secret_key,
@@ -332,6 +396,7 @@ impl Settings {
             static_dir: get("FERROCHAT_STATIC_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            frontend,
             limits: Limits::from_vars(|name| get(name).map(str::to_owned))?,
             ops: OpsSettings::from_vars(|name| get(name).map(str::to_owned)).map_err(|e| {
                 ConfigError::Invalid {
@@ -339,6 +404,7 @@ impl Settings {
                     message: e.message,
                 }
             })?,
+            live: live_settings(|name| get(name).map(str::to_owned))?,
         })
     }
 }
@@ -503,6 +569,25 @@ mod tests {
             let err = settings(&[(var, bad)]).expect_err("must fail");
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn frontend_is_legacy_unless_live_is_asked_for() {
+        assert_eq!(settings(&[]).expect("defaults").frontend, Frontend::Legacy);
+        for (value, frontend) in [
+            ("live", Frontend::Live),
+            (" Live ", Frontend::Live),
+            ("legacy", Frontend::Legacy),
+            ("", Frontend::Legacy),
+        ] {
+            let s = settings(&[("FERROCHAT_FRONTEND", value)]).expect("parse");
+            assert_eq!(s.frontend, frontend, "{value:?}");
+        }
+        let err = settings(&[("FERROCHAT_FRONTEND", "react")]).expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "FERROCHAT_FRONTEND: expected one of legacy, live, got \"react\""
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::db::{Db, DbError};
 use crate::web::errors::not_found;
 
 use super::delete::{self, Plan};
+use super::effects;
 use super::log::{self, DELETION, capfirst, format_datetime};
 use super::models::{self, Display, Filter, ModelAdmin};
 use super::request::{
@@ -521,7 +522,8 @@ async fn run_action(
             .await?;
         }
         let found_ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
-        delete::delete(db, m, &found_ids).await?;
+        let messages = delete::delete(db, m, &found_ids).await?;
+        effects::messages_deleted(&s.state, &messages);
         if !found.is_empty() {
             let items = if found.len() == 1 {
                 m.verbose_name
@@ -588,7 +590,8 @@ pub async fn delete_view(req: &mut Request, depot: &mut Depot, res: &mut Respons
                 &serde_json::Value::String(String::new()),
             )
             .await?;
-            delete::delete(db, m, &[id]).await?;
+            let messages = delete::delete(db, m, &[id]).await?;
+            effects::messages_deleted(&s.state, &messages);
             add_message(
                 depot,
                 SUCCESS,

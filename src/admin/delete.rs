@@ -172,11 +172,42 @@ pub async fn plan(
     })
 }
 
-/// Deletes the objects and everything that cascades from them, children first.
-pub async fn delete(db: &Db, m: &ModelAdmin, ids: &[i64]) -> Result<(), AdminError> {
+/// The chat messages deleting `ids` of `m` takes with it, with their rooms' names (open
+/// `ferrochat.v1` screens are told to drop them).
+async fn messages_going(
+    db: &Db,
+    m: &ModelAdmin,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, AdminError> {
+    let column = match m.model_name {
+        "message" => "id",
+        "room" => "room_id",
+        "user" => "user_id",
+        _ => return Ok(Vec::new()),
+    };
+    let mut sql = Sql::new(&format!(
+        r#"SELECT "m"."id", "r"."name" FROM "chatapp_message" "m" INNER JOIN "chatapp_room" "r" ON "r"."id" = "m"."room_id" WHERE "m"."{column}" IN ({})"#,
+        placeholders(ids.len())
+    ));
+    sql.push_bind("", ids_args(ids));
+    let rows = db.fetch_rows(&sql, &[Kind::Int, Kind::Text]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r[0].int()?, r[1].text().to_owned())))
+        .collect())
+}
+
+/// Deletes the objects and everything that cascades from them, children first. Returns the
+/// chat messages that went, with their rooms' names.
+pub async fn delete(
+    db: &Db,
+    m: &ModelAdmin,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, AdminError> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let messages = messages_going(db, m, ids).await?;
     for rel in related(m) {
         let mut sql = Sql::new(&format!(
             r#"DELETE FROM "{}" WHERE "{}" IN ({})"#,
@@ -194,5 +225,5 @@ pub async fn delete(db: &Db, m: &ModelAdmin, ids: &[i64]) -> Result<(), AdminErr
     ));
     sql.push_bind("", ids_args(ids));
     db.execute_sql(&sql).await?;
-    Ok(())
+    Ok(messages)
 }

@@ -54,7 +54,7 @@ pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// How long a closing socket waits for its close frame to be written and for the peer's
 /// reply (or, after a framing error, for the peer to read the close frame before the
 /// connection is dropped).
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// What every socket of a server shares.
 pub struct ConsumerContext {
@@ -85,7 +85,7 @@ pub struct Connection {
 
 /// Why a socket ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     /// The peer sent a close frame (tungstenite queued the reply; its code, 1005 when none) or
     /// the connection vanished.
     PeerClosed(u16),
@@ -96,16 +96,16 @@ enum End {
     Close(u16, &'static str),
 }
 
-const GOING_AWAY: End = End::Close(1001, "Server shutting down");
-const TOO_SLOW: End = End::Close(1008, "Too slow to read");
+pub(super) const GOING_AWAY: End = End::Close(1001, "Server shutting down");
+pub(super) const TOO_SLOW: End = End::Close(1008, "Too slow to read");
 /// The user was deactivated (in the admin): their session no longer validates either.
-const ACCOUNT_DISABLED: End = End::Close(1008, "Account disabled");
+pub(super) const ACCOUNT_DISABLED: End = End::Close(1008, "Account disabled");
 
-const TOO_FAST: End = End::Close(1008, "Message rate exceeded");
+pub(super) const TOO_FAST: End = End::Close(1008, "Message rate exceeded");
 
 impl End {
     /// The `reason` label of `ferrochat_ws_closed_total`.
-    fn reason(self) -> CloseReason {
+    pub(super) fn reason(self) -> CloseReason {
         match self {
             End::PeerClosed(_) | End::PeerGone => CloseReason::Normal,
             End::Dead => CloseReason::PingTimeout,
@@ -121,7 +121,7 @@ impl End {
     }
 
     /// The close code for the access log (1006: no close frame, RFC 6455 §7.1.5).
-    fn code(self) -> u16 {
+    pub(super) fn code(self) -> u16 {
         match self {
             End::PeerClosed(code) | End::Close(code, _) => code,
             End::PeerGone | End::Dead => 1006,
@@ -132,32 +132,32 @@ impl End {
 /// Messages of one socket that may await their save at once; at this many the socket stops
 /// reading its client (TCP pushes back) until the oldest is saved. The legacy consumer handles
 /// one at a time; a few in flight keep a fast sender's order and let group commit batch them.
-const MAX_SAVING: usize = 32;
+pub(super) const MAX_SAVING: usize = 32;
 
 /// Most frames written to a socket before one flush: a busy room costs one `write` per socket
 /// per wake-up, not one per message.
-const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 
 /// Who a socket's messages are from and where they go, and its traffic for the access log
 /// (its own task's counters, updated with plain loads and stores: nothing shared is touched
 /// per frame).
-struct Author {
-    user_id: i64,
-    username: String,
-    room_id: i64,
-    peer: String,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
+pub(super) struct Author {
+    pub(super) user_id: i64,
+    pub(super) username: String,
+    pub(super) room_id: i64,
+    pub(super) peer: String,
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
 }
 
 /// This socket's messages awaiting their save, oldest first (the writer saves in queue order).
 #[derive(Default)]
-struct Saving {
+pub(super) struct Saving {
     queue: VecDeque<(PendingSave, String, DateTime<Utc>, Instant)>,
 }
 
 /// A message whose save finished (or failed).
-struct Saved {
+pub(super) struct Saved {
     id: Result<i64, DbError>,
     message: String,
     timestamp: DateTime<Utc>,
@@ -166,7 +166,7 @@ struct Saved {
 }
 
 impl Saving {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.queue.len()
     }
 
@@ -176,7 +176,7 @@ impl Saving {
     }
 
     /// The oldest save once it finishes; pending forever while none is queued.
-    async fn next(&mut self) -> Saved {
+    pub(super) async fn next(&mut self) -> Saved {
         let Some((save, _, _, _)) = self.queue.front_mut() else {
             return std::future::pending().await;
         };
@@ -195,7 +195,7 @@ impl Saving {
 }
 
 /// Adds to a counter only its own task writes (no read-modify-write instruction needed).
-fn add(counter: &AtomicU64, n: u64) {
+pub(super) fn add(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
@@ -334,7 +334,7 @@ async fn serve(
 
 /// `ChatConsumer.receive`, first half: one client frame, parsed and validated, queued for its
 /// save. The broadcast follows in [`broadcast`] once the save is committed.
-fn receive(
+pub(super) fn receive(
     ctx: &ConsumerContext,
     author: &Author,
     room: &RoomName,
@@ -376,7 +376,7 @@ fn receive(
 
 /// `ChatConsumer.receive`, second half: `group_send` of a saved message to the room, sender
 /// included. A failed save closes the socket with 1011, as the legacy consumer crashes.
-async fn broadcast(
+pub(super) async fn broadcast(
     ctx: &ConsumerContext,
     author: &Author,
     room: &RoomName,
@@ -407,7 +407,7 @@ async fn broadcast(
 
 /// Broadcasts the socket's remaining messages as their saves finish, within the linger a
 /// closing socket has (the writer keeps saving whatever this gives up on).
-async fn finish_saving(
+pub(super) async fn finish_saving(
     ctx: &ConsumerContext,
     author: &Author,
     room: &RoomName,
@@ -432,7 +432,7 @@ async fn finish_saving(
 /// Meanwhile finished saves are broadcast; a socket whose room gets more than the queue limit
 /// ahead of it during the write is closed (1008), and a write that stalls for the ping timeout
 /// drops it.
-async fn send(
+pub(super) async fn send(
     ws: &mut WebSocket,
     ctx: &ConsumerContext,
     author: &Author,
@@ -488,7 +488,7 @@ async fn drain(ws: &mut WebSocket, ctx: &ConsumerContext, membership: &mut Membe
 
 /// Sends the close frame and waits (briefly) for the peer's reply before dropping the
 /// connection, so the peer reads the close code instead of a reset.
-async fn say_goodbye(mut ws: WebSocket, code: u16, reason: &'static str) {
+pub(super) async fn say_goodbye(mut ws: WebSocket, code: u16, reason: &'static str) {
     let deadline = Instant::now() + CLOSE_LINGER;
     if !matches!(
         tokio::time::timeout_at(deadline, ws.send(Message::close_with(code, reason))).await,
@@ -514,7 +514,7 @@ async fn say_goodbye(mut ws: WebSocket, code: u16, reason: &'static str) {
 
 /// Maps a read error to how the socket ends: the size and UTF-8 limits close with their
 /// codes, a vanished peer just ends.
-fn read_error(e: &salvo::Error) -> End {
+pub(super) fn read_error(e: &salvo::Error) -> End {
     let ws_error = match e {
         salvo::Error::Other(inner) => inner.downcast_ref::<tungstenite::Error>(),
         _ => None,

@@ -5,6 +5,7 @@
 //! uses its native driver. The database is the one a Django deployment of the legacy app uses:
 //! same schema (`schema`), same datetime storage (`datetime`), same lookups (`users`).
 
+pub mod catchup;
 pub mod datetime;
 pub mod dynamic;
 pub mod messages;

@@ -10,6 +10,7 @@
 
 pub mod channels_redis;
 pub mod hub;
+pub mod live;
 pub mod memory;
 pub mod redis;
 

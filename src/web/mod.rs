@@ -36,6 +36,7 @@ use crate::db::Db;
 use crate::django::sessions::SessionSigner;
 use crate::layer::LayerKind;
 use crate::layer::hub::Hub;
+use crate::layer::live::Live;
 
 /// The largest request body read: Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB), above which
 /// Django refuses to parse a form. A larger declared body is answered 413 unread.
@@ -55,6 +56,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// What every WebSocket shares: database, channel layer, clock, limits, shutdown token.
     pub chat: Arc<ConsumerContext>,
+    /// Presence and the `ferrochat.v1` events (docs/protocol.md).
+    pub live: Arc<Live>,
     /// Every open socket. salvo's graceful stop cannot see upgraded connections, so shutdown
     /// waits for these itself.
     pub sockets: TaskTracker,

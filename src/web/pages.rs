@@ -8,6 +8,7 @@ use salvo::http::{HeaderValue, Method, StatusCode};
 use salvo::prelude::*;
 
 use crate::auth::{self, AuthError};
+use crate::config::Frontend;
 use crate::db::DbError;
 use crate::db::users::{NewUser, User};
 use crate::django::dates::http_date;
@@ -22,7 +23,7 @@ use super::host::allowed_host;
 use super::proxy::is_secure;
 use super::session::{self, CurrentUser, FallbackKeys, Session};
 use super::templates::{
-    ChatMessageContext, IndexPage, LoginPage, Page, RoomPage, SignupPage, UserContext,
+    ChatMessageContext, IndexPage, LiveRoomPage, LoginPage, Page, RoomPage, SignupPage, UserContext,
 };
 use super::{AppState, app_state};
 
@@ -205,7 +206,8 @@ pub async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     finish(res, result);
 }
 
-/// `chatapp.views.room`: creates the room if needed, shows the last 50 messages oldest first.
+/// `chatapp.views.room`: creates the room if needed, shows the last 50 messages oldest first
+/// (with `FERROCHAT_FRONTEND=live`, in the live frontend's page).
 #[handler]
 pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
@@ -244,7 +246,10 @@ pub async fn room(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             room_name: name.as_str().to_owned(),
             chat_messages,
         };
-        render(&state, res, &page)
+        match state.settings.frontend {
+            Frontend::Legacy => render(&state, res, &page),
+            Frontend::Live => render(&state, res, &LiveRoomPage(page)),
+        }
     }
     .await;
     finish(res, result);

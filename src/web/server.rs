@@ -20,6 +20,8 @@ use crate::db::schema::{self, SchemaState};
 use crate::db::url::DatabaseUrl;
 use crate::db::{Db, DbError};
 use crate::layer::hub::Hub;
+use crate::layer::live::Live;
+use crate::layer::live::cluster::ClusterConfig;
 use crate::layer::{self, LayerError};
 
 use crate::auth::PasswordHasher;
@@ -76,6 +78,16 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
     )
     .await?;
     let layer_kind = channel_layer.kind();
+    // Presence follows the channel layer: shared through its Redis, or this node's alone.
+    let live = match layer_kind {
+        layer::LayerKind::Redis => Live::clustered(
+            settings.live.clone(),
+            ClusterConfig {
+                redis: settings.channels_redis.clone(),
+            },
+        ),
+        layer::LayerKind::Memory => Live::in_memory(settings.live.clone()),
+    };
     let chat = Arc::new(ConsumerContext {
         db: db.clone(),
         messages: MessageWriter::spawn_with(
@@ -107,6 +119,7 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, ServeError
         hasher: PasswordHasher::for_this_machine(),
         hub,
         chat,
+        live,
         sockets: TaskTracker::new(),
         connections,
     }))
@@ -245,6 +258,7 @@ where
             "WebSockets still open after {SHUTDOWN_GRACE:?}; dropping them"
         );
     }
+    state.live.shutdown().await;
     state.chat.layer.shutdown().await;
 }
 

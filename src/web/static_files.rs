@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::app_state;
 
-/// The legacy `chatapp/static/chatapp/` files, as served at `/static/chatapp/…`, and the admin's
-/// stylesheet at `/static/ferrochat/admin.css`.
+/// The legacy `chatapp/static/chatapp/` files, as served at `/static/chatapp/…`, the admin's
+/// stylesheet at `/static/ferrochat/admin.css` and the live frontend at `/static/ferrochat/live/`.
 const EMBEDDED: &[(&str, &[u8])] = &[
     (
         "chatapp/room.js",
@@ -25,6 +25,15 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     (
         "ferrochat/admin.css",
         include_bytes!("../../static/ferrochat/admin.css"),
+    ),
+    // The live frontend (`FERROCHAT_FRONTEND=live`, docs/protocol.md).
+    (
+        "ferrochat/live/live.js",
+        include_bytes!("../../static/ferrochat/live/live.js"),
+    ),
+    (
+        "ferrochat/live/live.css",
+        include_bytes!("../../static/ferrochat/live/live.css"),
     ),
 ];
 

@@ -33,6 +33,10 @@
 //!   template gets a datetime: Tera has no datetime value, so it holds the instant's whole
 //!   microseconds since the Unix epoch.
 //!
+//! `live/room.html` ([`LiveRoomPage`], ferrochat's own, served with `FERROCHAT_FRONTEND=live`):
+//! the context of `room.html`; each history line must carry `data-id="{{ message.id }}"`, where
+//! the live script resumes from.
+//!
 //! `registration/login.html` ([`LoginPage`]):
 //! - `form`: [`AuthenticationForm::context`](super::forms::AuthenticationForm::context):
 //!   `{errors: [str], username: BoundField, password: BoundField}`.
@@ -80,6 +84,13 @@ const BUILTIN_TEMPLATES: [(&str, &str); 5] = [
         include_str!("../../templates/registration/signup.html"),
     ),
 ];
+
+/// ferrochat's own pages beyond the legacy five, built in; a `FERROCHAT_TEMPLATES_DIR` may
+/// override each (they extend its `base.html`) but need not provide them.
+const OWN_TEMPLATES: [(&str, &str); 1] = [(
+    "live/room.html",
+    include_str!("../../templates/live/room.html"),
+)];
 
 /// `settings.STATIC_URL`.
 pub const STATIC_URL: &str = "/static/";
@@ -156,13 +167,13 @@ impl Templates {
         let mut tera = new_tera();
         match dir {
             None => tera
-                .add_raw_templates(BUILTIN_TEMPLATES)
+                .add_raw_templates(BUILTIN_TEMPLATES.into_iter().chain(OWN_TEMPLATES))
                 .map_err(|source| TemplateError::Invalid {
                     origin: "built-in".to_owned(),
                     source,
                 })?,
             Some(dir) => {
-                let files = read_template_dir(dir)?;
+                let mut files = read_template_dir(dir)?;
                 for name in TEMPLATE_NAMES {
                     if !files.contains_key(name) {
                         return Err(TemplateError::Missing {
@@ -170,6 +181,11 @@ impl Templates {
                             name,
                         });
                     }
+                }
+                for (name, content) in OWN_TEMPLATES {
+                    files
+                        .entry(name.to_owned())
+                        .or_insert_with(|| content.to_owned());
                 }
                 tera.add_raw_templates(&files)
                     .map_err(|source| TemplateError::Invalid {
@@ -259,6 +275,16 @@ pub struct RoomPage {
 
 impl Page for RoomPage {
     const TEMPLATE: &'static str = "room.html";
+}
+
+/// The live frontend's room page (`FERROCHAT_FRONTEND=live`): the legacy context, another
+/// template.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct LiveRoomPage(pub RoomPage);
+
+impl Page for LiveRoomPage {
+    const TEMPLATE: &'static str = "live/room.html";
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -655,7 +681,10 @@ mod tests {
     #[test]
     fn builtin_templates_load() {
         let templates = Templates::load(None).expect("built-in templates compile");
-        for name in TEMPLATE_NAMES {
+        for name in TEMPLATE_NAMES
+            .into_iter()
+            .chain(OWN_TEMPLATES.map(|(n, _)| n))
+        {
             assert!(templates.tera.contains_template(name), "{name}");
         }
     }
@@ -681,7 +710,9 @@ mod tests {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, content).expect("write");
         }
-        Templates::load(Some(dir.path())).expect("a full copy loads");
+        let templates = Templates::load(Some(dir.path())).expect("a full copy loads");
+        // ferrochat's own pages come built in when the directory has none.
+        assert!(templates.tera.contains_template("live/room.html"));
 
         std::fs::write(dir.path().join("room.html"), "{% if %}").expect("write");
         let err = Templates::load(Some(dir.path())).expect_err("syntax error");

@@ -10,17 +10,23 @@
 //! 4. the Django session and its user (`channels.auth.get_user`: no fallback keys), else 403;
 //! 5. `Room.objects.get_or_create`, `group_add`, then `accept()` (101).
 //!
+//! A client whose `Sec-WebSocket-Protocol` lists `ferrochat.v1` gets it selected in the 101 and
+//! is served by `chat::v1` (docs/protocol.md); any other gets exactly the legacy answer.
+//!
 //! Everything is checked before the 101, so a rejected handshake costs no socket task.
 
 use std::sync::Arc;
 
 use salvo::http::StatusCode;
-use salvo::http::header::{CONNECTION, ORIGIN, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use salvo::http::header::{
+    CONNECTION, ORIGIN, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use salvo::prelude::*;
 use salvo::websocket::WebSocketUpgrade;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::chat::consumer::{self, Connection, MAX_CLIENT_FRAME};
+use crate::chat::v1::{self, V1};
 use crate::django::hosts::origin_allowed;
 use crate::django::http::unquote;
 use crate::django::room_name::RoomName;
@@ -136,9 +142,18 @@ async fn accept(
     };
     let slot = state.connections.acquire(user.id)?;
     let stored = state.db.room_get_or_create(room.as_str()).await?;
+    // Only a client that asks gets ferrochat.v1; any other gets the legacy answer unchanged.
+    let wants_v1 = offers_v1(req);
     // group_add before accept(), as the legacy consumer: nothing sent to the room after this
-    // point is missed.
+    // point is missed (a v1 socket's catch-up relies on it).
     let membership = state.hub.join(&room);
+    // Every ferrochat socket counts in presence; v1 sockets also get the room's events.
+    let presence = state.live.enter(&room, &user.username);
+    let v1 = wants_v1.then(|| V1 {
+        after: after_param(req.uri().query()),
+        events: state.live.subscribe(&room, &user.username),
+        live: state.live.clone(),
+    });
     // With Redis, the node's membership of the room's group (for its first local socket).
     state.chat.layer.joined(&room).await;
     let peer = super::access::client_addr(req);
@@ -154,14 +169,42 @@ async fn accept(
     // Counted until the socket task ends (or the upgrade fails and the closure is dropped):
     // shutdown waits for it, since salvo's graceful stop does not see upgraded connections.
     let tracked = state.sockets.token();
-    WebSocketUpgrade::with_config(socket_config())
+    let mut upgrade = WebSocketUpgrade::with_config(socket_config());
+    if v1.is_some() {
+        upgrade = upgrade.protocols(&[v1::PROTOCOL]);
+    }
+    upgrade
         .upgrade(req, res, move |ws| async move {
-            consumer::run(ws, ctx, conn).await;
+            match v1 {
+                Some(v1) => v1::run(ws, ctx, conn, v1).await,
+                None => consumer::run(ws, ctx, conn).await,
+            }
+            drop(presence);
             drop(slot);
             drop(tracked);
         })
         .await
         .map_err(Refusal::Handshake)
+}
+
+/// Whether `Sec-WebSocket-Protocol` lists `ferrochat.v1` (comma lists, any number of headers).
+fn offers_v1(req: &Request) -> bool {
+    req.headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == v1::PROTOCOL)
+}
+
+/// `after=<id>` of the query string: a non-negative integer, else none (docs/protocol.md).
+fn after_param(query: Option<&str>) -> Option<i64> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "after")
+        .and_then(|(_, value)| value.parse::<i64>().ok())
+        .filter(|id| *id >= 0)
 }
 
 /// Channels answers a refused handshake with 403 (`WebsocketDenier`, or `close()` before
@@ -231,6 +274,16 @@ pub fn match_route(raw_path: &str) -> Option<RoomName> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_is_a_non_negative_integer_or_nothing() {
+        assert_eq!(after_param(Some("after=42")), Some(42));
+        assert_eq!(after_param(Some("x=1&after=0")), Some(0));
+        assert_eq!(after_param(Some("after=-1")), None);
+        assert_eq!(after_param(Some("after=abc")), None);
+        assert_eq!(after_param(Some("after")), None);
+        assert_eq!(after_param(None), None);
+    }
 
     #[test]
     fn route_is_the_legacy_regex_on_the_decoded_path() {
