@@ -103,12 +103,7 @@ impl Db {
                     .fetch_all(p)
                     .await?
                     .into_iter()
-                    .map(|(id, content, timestamp, username)| StoredMessage {
-                        id,
-                        content,
-                        timestamp,
-                        username,
-                    })
+                    .map(StoredMessage::from)
                     .collect()
             }
             Db::MySql(p) => {

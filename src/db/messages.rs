@@ -19,6 +19,18 @@ pub struct StoredMessage {
     pub username: String,
 }
 
+/// A row as the PostgreSQL queries read it: id, content, timestamp, username.
+impl From<(i64, String, DateTime<Utc>, String)> for StoredMessage {
+    fn from((id, content, timestamp, username): (i64, String, DateTime<Utc>, String)) -> Self {
+        StoredMessage {
+            id,
+            content,
+            timestamp,
+            username,
+        }
+    }
+}
+
 /// One message to save.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -208,12 +220,7 @@ impl Db {
             .fetch_all(p)
             .await?
             .into_iter()
-            .map(|(id, content, timestamp, username)| StoredMessage {
-                id,
-                content,
-                timestamp,
-                username,
-            })
+            .map(StoredMessage::from)
             .collect(),
             Db::MySql(p) => sqlx::query_as::<_, (i64, String, chrono::NaiveDateTime, String)>(
                 "SELECT m.id, m.content, m.timestamp, u.username FROM chatapp_message m \
